@@ -1,0 +1,1 @@
+"""samplesite package."""

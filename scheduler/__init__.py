@@ -1,0 +1,1 @@
+"""The scheduler daemon, run history and the newsvault command line."""

@@ -1,0 +1,86 @@
+"""Scrapy settings for newsvault, grouped by concern.
+
+These are the defaults; `newsvault.config.Config.scrapy_settings()` lays the
+user's configuration over them and a site profile may tighten crawl limits.
+Components read their values here through ``crawler.settings``, never from the
+environment.
+"""
+
+# --- Project --------------------------------------------------------------
+BOT_NAME = "newsvault"
+SPIDER_MODULES = ["spiders"]
+NEWSPIDER_MODULE = "spiders"
+# Asyncio reactor is Scrapy's default; named here so a change is deliberate.
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+LOG_LEVEL = "INFO"
+FEED_EXPORT_ENCODING = "utf-8"
+
+# --- Politeness -----------------------------------------------------------
+# An honest User-Agent naming the project; overridden by config crawl.user_agent.
+USER_AGENT = "newsvault (news archiving crawler)"
+ROBOTSTXT_OBEY = True
+# AutoThrottle adapts the delay to the server's latency, on top of DOWNLOAD_DELAY.
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 0.25
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 4
+DOWNLOAD_DELAY = 0.25
+
+# --- Limits ---------------------------------------------------------------
+# Responses (and decompressed bodies) above this are dropped and counted.
+DOWNLOAD_MAXSIZE = 10 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+DOWNLOAD_TIMEOUT = 30
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+
+# --- Item pipelines (order matters: clean -> validate -> dedupe -> changes -> snapshot)
+ITEM_PIPELINES = {
+    "pipelines.clean.CleanPipeline": 100,
+    "pipelines.validate.ValidatePipeline": 200,
+    "pipelines.dedupe.DedupePipeline": 300,
+    "pipelines.changes.ChangeTrackingPipeline": 400,
+    "pipelines.snapshot.SnapshotItemsPipeline": 900,
+}
+
+# --- Downloader hooks -----------------------------------------------------
+# Near the downloader, so the WARC records what came over the wire (every
+# attempt, before retries and decompression rewrite it).
+DOWNLOADER_MIDDLEWARES = {
+    "archive.scrapy_hooks.WarcRecorderMiddleware": 950,
+}
+
+# --- Extensions -----------------------------------------------------------
+EXTENSIONS = {
+    "archive.scrapy_hooks.SnapshotExtension": 500,
+    "scheduler.progress.CrawlProgress": 600,
+}
+
+# --- newsvault: state -----------------------------------------------------
+# Dedupe and change-tracking state, run history, job store and spool live here.
+NEWSVAULT_STATE_DIR = "var"
+# Re-request known article URLs not seen in this crawl, to detect removals.
+NEWSVAULT_RECHECK_KNOWN = True
+
+# --- newsvault: dedupe ------------------------------------------------------
+# Estimated Jaccard similarity of 5-word shingles above which two bodies at
+# different URLs are linked as near-duplicates (syndicated copies).
+NEWSVAULT_NEAR_DUPLICATE_THRESHOLD = 0.8
+
+# --- newsvault: archive ---------------------------------------------------
+NEWSVAULT_ARCHIVE_ENABLED = True
+# s3://bucket/prefix or a local directory.
+NEWSVAULT_ARCHIVE_URL = "var/archive"
+# Finished snapshots wait here until the store has them; default <state>/spool.
+NEWSVAULT_SPOOL_DIR = None
+NEWSVAULT_WARC_MAX_BYTES = 1_000_000_000
+# boto3 request_checksum_calculation: "when_required" for servers that
+# mishandle the CRC32 checksums boto3 >= 1.36 sends by default.
+NEWSVAULT_S3_CHECKSUMS = "when_supported"
+NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES = 64 * 1024 * 1024
+
+# --- newsvault: display ---------------------------------------------------
+# Live progress line (pages, items, errors) on stderr when it is a terminal.
+NEWSVAULT_PROGRESS = True

@@ -1,0 +1,1 @@
+"""pytest fixtures: cli (filled in by its module's work)."""

@@ -1,0 +1,1 @@
+"""pytest fixtures: samplesite (filled in by its module's work)."""

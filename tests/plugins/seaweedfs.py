@@ -1,0 +1,1 @@
+"""pytest fixtures: seaweedfs (filled in by its module's work)."""

@@ -1,0 +1,72 @@
+"""Configuration loading: precedence and errors that name the source and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsvault.config import load_config
+from newsvault.errors import ConfigError
+
+
+def test_defaults_need_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(env={})
+    assert config.archive.url == "var/archive"
+    assert config.state_dir == Path("var")
+    assert (config.sites_dir / "sample.toml").is_file()
+
+
+def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
+    path = tmp_path / "newsvault.toml"
+    path.write_text('[archive]\nurl = "from-file"\n[state]\ndir = "file-state"\n', encoding="utf-8")
+    config = load_config(path, env={"NEWSVAULT_ARCHIVE": "from-env"})
+    assert config.archive.url == "from-env"
+    assert config.state.dir == "file-state"
+    config = load_config(path, env={"NEWSVAULT_ARCHIVE": "from-env"}, overrides={"archive.url": "flag"})
+    assert config.archive.url == "flag"
+
+
+def test_every_key_has_an_environment_variable(tmp_path: Path) -> None:
+    path = tmp_path / "newsvault.toml"
+    path.write_text('[schedules.sample.articles]\ncron = "*/5 * * * *"\n', encoding="utf-8")
+    config = load_config(
+        path,
+        env={
+            "NEWSVAULT_DAEMON_MISFIRE_GRACE_SECONDS": "42",
+            "NEWSVAULT_SCHEDULES_SAMPLE_ARTICLES_CRON": "0 * * * *",
+            "NEWSVAULT_CRAWL_OBEY_ROBOTS": "false",
+        },
+    )
+    assert config.daemon.misfire_grace_seconds == 42
+    assert config.schedules["sample"]["articles"].cron == "0 * * * *"
+    assert config.crawl.obey_robots is False
+
+
+def test_bad_value_names_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[daemon]\nmisfire_grace_seconds = -1\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert str(path) in str(info.value)
+    assert "daemon.misfire_grace_seconds" in str(info.value)
+
+
+def test_unknown_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[archive]\nurll = 'x'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"archive\.urll: unknown key"):
+        load_config(path, env={})
+
+
+def test_bad_env_value_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\$NEWSVAULT_DAEMON_METRICS_PORT: daemon.metrics_port"):
+        load_config(env={"NEWSVAULT_DAEMON_METRICS_PORT": "http"})
+
+
+def test_broken_toml_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[archive\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path, env={})
