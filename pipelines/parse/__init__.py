@@ -1,0 +1,1 @@
+"""Pure parsing helpers used by the clean pipeline (no Scrapy, no I/O)."""
