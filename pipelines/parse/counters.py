@@ -42,7 +42,7 @@ def parse_counter(raw: object) -> int | None:
     value = _to_number(digits, has_multiplier=multiplier > 1)
     if value is None:
         return None
-    return int(round(value * multiplier))
+    return round(value * multiplier)
 
 
 def _to_number(digits: str, *, has_multiplier: bool) -> float | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
@@ -35,7 +35,7 @@ _FUTURE_TOLERANCE = timedelta(days=1)
 
 def to_utc_iso(moment: datetime) -> str:
     """ISO 8601 in UTC with a Z suffix, to the second."""
-    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def zone(name: str | None) -> ZoneInfo:
@@ -61,8 +61,8 @@ def parse_iso(value: object, tz: ZoneInfo | None = None) -> datetime | None:
         except ValueError:
             return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz or timezone.utc)
-    return moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=tz or UTC)
+    return moment.astimezone(UTC)
 
 
 def parse_reference(server_date: object, fetched_at: object) -> datetime:
@@ -77,15 +77,15 @@ def parse_reference(server_date: object, fetched_at: object) -> datetime:
             except (TypeError, ValueError):
                 moment = None
             if moment is not None and moment.tzinfo is None:
-                moment = moment.replace(tzinfo=timezone.utc)
+                moment = moment.replace(tzinfo=UTC)
         if moment is not None:
-            return moment.astimezone(timezone.utc)
-    return datetime.now(timezone.utc)
+            return moment.astimezone(UTC)
+    return datetime.now(UTC)
 
 
 def _localize(naive: datetime, tz: ZoneInfo) -> datetime:
     # fold=0: an ambiguous wall time (DST fall-back) is read as the first one.
-    return naive.replace(tzinfo=tz).astimezone(timezone.utc)
+    return naive.replace(tzinfo=tz).astimezone(UTC)
 
 
 def infer_year(
@@ -138,7 +138,7 @@ def parse_human_date(
     )
     if parsed is None:
         return None
-    moment = parsed.astimezone(timezone.utc) if parsed.tzinfo else _localize(parsed, tz)
+    moment = parsed.astimezone(UTC) if parsed.tzinfo else _localize(parsed, tz)
     if not _HAS_YEAR.search(text) and not _RELATIVE_WORDS.search(text):
         # dateparser put it in the reference's year; apply the no-future rule.
         while moment > reference + _FUTURE_TOLERANCE:

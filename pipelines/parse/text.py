@@ -20,11 +20,15 @@ _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 # the paragraph text.
 GENERIC_FURNITURE: tuple[str, ...] = (
     # Syndication notes (the publication is read from them first).
-    r"The original article was published by (?:the )?publication.*?"
-    r"(?:point of view of the editorial board\.?|$)",
+    (
+        r"The original article was published by (?:the )?publication.*?"
+        r"(?:point of view of the editorial board\.?|$)"
+    ),
     r"Оригинал публикации\s*:.*$",
-    r"(?:Статья|Материал|Оригинальная статья)\s+опубликована?\s+(?:в\s+)?изданием\s*[«\"“].*?"
-    r"(?:редакции\.?|$)",
+    (
+        r"(?:Статья|Материал|Оригинальная статья)\s+опубликована?\s+(?:в\s+)?изданием\s*[«\"“].*?"
+        r"(?:редакции\.?|$)"
+    ),
     # Image credits.
     r"^\s*(?:Image source|Photo|Источник изображения|Источник фото|Фото)\s*:\s*(?:©|\(c\)).*$",
     # Comment prompts and newsletter boxes.
@@ -94,7 +98,7 @@ def clean_list(values: object) -> list[str]:
 
 def content_hash(title: str, lead: str, body: str) -> str:
     """sha256 of the normalised title, lead and body (counters excluded)."""
-    payload = "\n".join((title, lead, body)).encode("utf-8")
+    payload = f"{title}\n{lead}\n{body}".encode()
     return hashlib.sha256(payload).hexdigest()
 
 

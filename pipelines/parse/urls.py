@@ -37,7 +37,7 @@ def canonical_form(url: str, base: str | None = None) -> str:
 
 def _site_host(url: str) -> str:
     host = (urlsplit(url).hostname or "").lower()
-    return host[4:] if host.startswith("www.") else host
+    return host.removeprefix("www.")
 
 
 def same_site(a: str, b: str) -> bool:
