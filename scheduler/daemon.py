@@ -1,0 +1,324 @@
+"""The scheduler daemon: APScheduler 3.x jobs in a persistent store, one child crawl per run.
+
+One job per (site, kind), id ``"<site>:<kind>"``, in a SQLAlchemy job store
+(SQLite under the state dir by default), so a restart resumes the schedule and
+records the runs it missed. Manual runs arrive as request files in
+``<state>/triggers/`` (see :func:`request_trigger`), which the daemon polls.
+SIGTERM/SIGINT stop scheduling, let running crawls finish within the shutdown
+grace, then stop them (SIGTERM, SIGKILL) and exit 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+    SchedulerEvent,
+)
+from apscheduler.executors.base import run_job as apscheduler_run_job
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from newsvault.config import Config
+from scheduler import jobs
+from scheduler.history import RunRecord, iso, new_run_id, open_history, utcnow
+from scheduler.launcher import CrawlOptions, Launcher
+from scheduler.lock import DaemonLock
+from scheduler.metrics import HistoryCollector, MetricsServer, build_registry
+from scheduler.schedules import JobSpec, build_trigger, collect_jobs, describe
+
+log = logging.getLogger(__name__)
+
+TRIGGERS_DIR = "triggers"
+TRIGGER_POLL_SECONDS = 0.5
+# Most missed runs recorded for one job on restart (a long outage with a short interval).
+MAX_MISSED_RECORDED = 1000
+
+
+class PlannedTimeExecutor(ThreadPoolExecutor):
+    """A thread pool that tells each run which planned time it serves (APScheduler 3 does not)."""
+
+    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        def callback(f: Any) -> None:
+            exc = f.exception()
+            if exc:
+                self._run_job_error(job.id, exc, getattr(exc, "__traceback__", None))
+            else:
+                self._run_job_success(job.id, f.result())
+
+        f = self._pool.submit(_run_with_planned_time, job, job._jobstore_alias, run_times,
+                              self._logger.name)
+        f.add_done_callback(callback)
+
+
+def _run_with_planned_time(job: Job, alias: str, run_times: list[datetime], logger_name: str) -> Any:
+    jobs.set_planned_time(run_times[-1] if run_times else None)
+    try:
+        return apscheduler_run_job(job, alias, run_times, logger_name)
+    finally:
+        jobs.set_planned_time(None)
+
+
+def crawl_options(config: Config) -> CrawlOptions:
+    """The --config/--state-dir/--archive every child crawl gets: the daemon's own."""
+    source = config.source
+    config_file = str(Path(source).resolve()) if source != "<defaults>" and Path(source).is_file() else None
+    archive = config.archive.url
+    if "://" not in archive:
+        archive = str(Path(archive).resolve())
+    return CrawlOptions(config_file=config_file, state_dir=str(config.state_dir.resolve()),
+                        archive_url=archive)
+
+
+def make_scheduler(config: Config, max_workers: int = 8) -> BackgroundScheduler:
+    return BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(url=config.jobstore_url),
+                   "transient": MemoryJobStore()},
+        executors={"default": PlannedTimeExecutor(max_workers=max_workers)},
+        job_defaults={"coalesce": True, "max_instances": 1,
+                      "misfire_grace_time": config.daemon.misfire_grace_seconds},
+        timezone=timezone.utc,
+    )
+
+
+class Daemon:
+    """One daemon process: scheduler, history, launcher, trigger watcher, metrics."""
+
+    def __init__(self, config: Config, *, metrics_port: int | None = None,
+                 start_urls: Mapping[str, list[str]] | None = None, run_now: bool = False) -> None:
+        self.config = config
+        self.state_dir = config.state_dir
+        self.metrics_port = metrics_port if metrics_port is not None else config.daemon.metrics_port
+        self.start_urls = {k: list(v) for k, v in (start_urls or {}).items()}
+        self.run_now = run_now
+        self.options = crawl_options(config)
+        self.stop_event = threading.Event()
+        self.specs: list[JobSpec] = []
+        self.metrics: MetricsServer | None = None
+
+    # -- start ---------------------------------------------------------------------
+    def run(self) -> int:
+        self.specs = collect_jobs(self.config)  # ConfigError before anything starts
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        lock = DaemonLock(self.state_dir)
+        lock.acquire()
+        self.history = open_history(self.state_dir)
+        try:
+            for rec in self.history.recover_interrupted():
+                log.warning("run %s of %s was interrupted by a daemon stop; recorded as failed",
+                            rec.run_id, rec.job_id)
+            self.launcher = Launcher()
+            jobs.install_runtime(jobs.JobRuntime(history=self.history, launcher=self.launcher))
+            self.scheduler = make_scheduler(self.config, max_workers=max(4, 2 * len(self.specs) + 2))
+            self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+            self.scheduler.start(paused=True)
+            self._sync_jobs()
+            self._install_signals()
+            self._start_metrics()
+            watcher = threading.Thread(target=self._watch_triggers, name="triggers", daemon=True)
+            watcher.start()
+            self.scheduler.resume()
+            log.info("daemon running on %s with %d job(s); pid %s", self.state_dir,
+                     len(self.specs), os.getpid())
+            self.stop_event.wait()
+            self._shutdown()
+            return 0
+        finally:
+            jobs.install_runtime(None)
+            if self.metrics:
+                self.metrics.stop()
+            self.history.close()
+            lock.release()
+
+    def _sync_jobs(self) -> None:
+        """Make the job store match the config: add, replace changed, keep unchanged, remove stale."""
+        wanted = {spec.job_id: spec for spec in self.specs}
+        stored = {job.id: job for job in self.scheduler.get_jobs(jobstore="default")}
+        for jid in stored.keys() - wanted.keys():
+            log.info("removing job %s: no longer in the config", jid)
+            self.scheduler.remove_job(jid, jobstore="default")
+        now = utcnow()
+        for jid, spec in wanted.items():
+            kwargs = jobs.job_kwargs(spec.site, spec.kind, options=self.options,
+                                     crawl_timeout=self.config.daemon.crawl_timeout_seconds,
+                                     start_urls=self.start_urls.get(spec.site),
+                                     schedule=spec.fingerprint())
+            job = stored.get(jid)
+            if job is not None and job.kwargs == kwargs and job.next_run_time is not None:
+                # Unchanged: keep its stored next run time so missed runs are caught up.
+                self._record_missed_on_restart(job, now)
+                if self.run_now:
+                    job.modify(next_run_time=now)
+                log.info("job %s: %s, next run %s", jid, spec.describe(), job.next_run_time)
+                continue
+            trigger = build_trigger(spec.schedule, source=spec.source, key=spec.key)
+            # next_run_time=None would pause the job, so pass it only to run now.
+            extra: dict[str, Any] = {"next_run_time": now} if self.run_now else {}
+            new = self.scheduler.add_job(
+                jobs.run_job, trigger=trigger, id=jid, name=jid, kwargs=kwargs,
+                jobstore="default", replace_existing=True, coalesce=True, max_instances=1,
+                misfire_grace_time=self.config.daemon.misfire_grace_seconds, **extra,
+            )
+            log.info("job %s: %s (%s), next run %s", jid, spec.describe(),
+                     "changed" if job is not None else "new", new.next_run_time)
+
+    def _record_missed_on_restart(self, job: Job, now: datetime) -> None:
+        """Record every run planned while the daemon was down, except the one coalesced into a run.
+
+        The coalesced one runs as a catch-up (trigger "missed"), or, if it is
+        past the misfire grace, APScheduler reports it and it is recorded then.
+        """
+        run_times = job._get_run_times(now)
+        for planned in run_times[:-1][-MAX_MISSED_RECORDED:]:
+            self._record(job.id, "missed", planned, "scheduled", "the daemon was not running")
+        if len(run_times) > 1:
+            log.warning("job %s missed %d run(s) while the daemon was down", job.id, len(run_times) - 1)
+
+    def _record(self, jid: str, status: str, planned: datetime | None, trigger: str, error: str) -> None:
+        site, _, kind = jid.partition(":")
+        self.history.record(RunRecord(
+            run_id=new_run_id(planned), job_id=jid, site=site, kind=kind, trigger=trigger,
+            status=status, planned_at=iso(planned), finished_at=iso(utcnow()), error=error))
+
+    def _on_event(self, event: SchedulerEvent) -> None:
+        jid = getattr(event, "job_id", "")
+        if jid.startswith("manual:"):
+            return
+        if event.code == EVENT_JOB_MISSED and isinstance(event, JobExecutionEvent):
+            self._record(jid, "missed", event.scheduled_run_time, "scheduled",
+                         "missed its start by more than the misfire grace")
+        elif event.code == EVENT_JOB_MAX_INSTANCES and isinstance(event, JobSubmissionEvent):
+            planned = event.scheduled_run_times[-1] if event.scheduled_run_times else None
+            self._record(jid, "skipped-overlap", planned, "scheduled",
+                         "the previous run of this job is still running")
+
+    # -- signals and shutdown --------------------------------------------------------
+    def _install_signals(self) -> None:
+        def handler(signum: int, _frame: Any) -> None:
+            log.info("received %s: stopping", signal.Signals(signum).name)
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _shutdown(self) -> None:
+        grace = self.config.daemon.shutdown_grace_seconds
+        self.scheduler.pause()
+        self.launcher.stop_accepting()
+        if self.launcher.running():
+            log.info("waiting up to %ss for %d running crawl(s)", grace, self.launcher.running())
+            if not self.launcher.wait_all(grace):
+                log.warning("stopping %d crawl(s) still running after %ss", self.launcher.running(), grace)
+                self.launcher.stop_all()
+        self.scheduler.shutdown(wait=True)
+        log.info("daemon stopped")
+
+    # -- manual triggers -------------------------------------------------------------
+    def _watch_triggers(self) -> None:
+        directory = self.state_dir / TRIGGERS_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        while not self.stop_event.wait(TRIGGER_POLL_SECONDS):
+            for path in sorted(directory.glob("*.json")):
+                try:
+                    request = json.loads(path.read_text(encoding="utf-8"))
+                    path.unlink()
+                except (OSError, ValueError) as exc:
+                    log.warning("ignoring trigger request %s: %s", path.name, exc)
+                    path.unlink(missing_ok=True)
+                    continue
+                self._submit_manual(request)
+
+    def _submit_manual(self, request: dict[str, Any]) -> None:
+        site, kind = str(request.get("site", "")), str(request.get("kind", ""))
+        run_id = str(request.get("run_id") or new_run_id())
+        kwargs = jobs.job_kwargs(site, kind, options=self.options,
+                                 crawl_timeout=self.config.daemon.crawl_timeout_seconds,
+                                 start_urls=request.get("start_urls") or self.start_urls.get(site))
+        kwargs.update(trigger="manual", run_id=run_id, planned_at=request.get("requested_at"))
+        log.info("manual run %s of %s:%s requested", run_id, site, kind)
+        self.scheduler.add_job(jobs.run_job, trigger="date", id=f"manual:{run_id}",
+                               jobstore="transient", kwargs=kwargs, misfire_grace_time=None)
+
+    # -- health and metrics ----------------------------------------------------------
+    def _start_metrics(self) -> None:
+        if self.metrics_port is None:
+            return
+        collector = HistoryCollector(self.history, running_crawls=self.launcher.running,
+                                     scheduler_running=lambda: self.scheduler.running)
+        self.metrics = MetricsServer(self.config.daemon.metrics_host, self.metrics_port,
+                                     registry=build_registry(collector), health=self.health)
+        self.metrics.start()
+        host, port = self.metrics.address
+        (self.state_dir / "metrics.addr").write_text(f"{host}:{port}\n", encoding="ascii")
+
+    def health(self) -> dict[str, Any]:
+        from apscheduler.schedulers.base import STATE_RUNNING
+
+        running = self.scheduler.state == STATE_RUNNING
+        last = self.history.last_runs()
+        job_list = []
+        for spec in self.specs:
+            job = self.scheduler.get_job(spec.job_id)
+            job_list.append({
+                "id": spec.job_id, "schedule": describe(spec.schedule),
+                "next_run_time": iso(job.next_run_time) if job and job.next_run_time else None,
+                "last_run": last[spec.job_id].to_json() if spec.job_id in last else None,
+            })
+        return {"ok": running, "scheduler_running": running, "pid": os.getpid(),
+                "running_crawls": self.launcher.running(), "jobs": job_list}
+
+
+def run_daemon(config: Config, *, metrics_port: int | None = None,
+               start_urls: Mapping[str, list[str]] | None = None, run_now: bool = False) -> int:
+    """Run the daemon in the foreground until SIGTERM/SIGINT; return the exit code (0).
+
+    Raises ConfigError for a bad schedule and DaemonLockedError when another
+    daemon runs on the same state directory.
+    """
+    return Daemon(config, metrics_port=metrics_port, start_urls=start_urls, run_now=run_now).run()
+
+
+# -- used by the CLI (no daemon needed) ------------------------------------------------
+def request_trigger(state_dir: str | Path, site: str, kind: str, *,
+                    start_urls: list[str] | None = None) -> str:
+    """Ask the running daemon for a manual run; return its run id (the request file is atomic)."""
+    directory = Path(state_dir) / TRIGGERS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    run_id = new_run_id()
+    body = {"run_id": run_id, "site": site, "kind": kind, "requested_at": iso(utcnow()),
+            "start_urls": start_urls or []}
+    tmp = directory / f".{run_id}.tmp"
+    tmp.write_text(json.dumps(body), encoding="utf-8")
+    tmp.replace(directory / f"{run_id}.json")
+    return run_id
+
+
+def stored_jobs(config: Config) -> dict[str, Job]:
+    """The jobs in the persistent store, read without starting a scheduler."""
+    store = SQLAlchemyJobStore(url=config.jobstore_url)
+    url = config.jobstore_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        return {}
+    store.start(BackgroundScheduler(timezone=timezone.utc), "default")
+    try:
+        return {job.id: job for job in store.get_all_jobs()}
+    finally:
+        store.shutdown()

@@ -1,0 +1,289 @@
+"""Run history: one row per planned, started, skipped or missed run of a job.
+
+SQLite at ``<state>/history.sqlite`` in WAL mode, so the daemon writes while
+``newsvault runs`` reads. The interface (:class:`RunHistory`) is small and plain
+SQL so a PostgreSQL implementation can slot in later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+TRIGGERS = ("scheduled", "manual", "missed")
+FINAL_STATUSES = ("ok", "failed", "timeout", "missed", "skipped-overlap")
+STATUSES = ("running", *FINAL_STATUSES)
+INTERRUPTED_ERROR = "daemon stopped during the run"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    site TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    planned_at TEXT,
+    started_at TEXT,
+    finished_at TEXT,
+    status TEXT NOT NULL,
+    counts TEXT NOT NULL DEFAULT '{}',
+    snapshot_id TEXT,
+    snapshot_state TEXT,
+    error TEXT,
+    log_path TEXT,
+    owner_pid INTEGER,
+    owner_started REAL
+);
+CREATE INDEX IF NOT EXISTS runs_job_started ON runs (job_id, started_at);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+"""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(value: datetime | None) -> str | None:
+    """UTC ISO 8601 with a Z suffix (sorts as text), or None."""
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def new_run_id(at: datetime | None = None) -> str:
+    """A run id that sorts by time: ``20261125T063012Z-3f9a1c``."""
+    at = at or utcnow()
+    return f"{at.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class RunRecord:
+    """One row of the run history."""
+
+    run_id: str
+    job_id: str
+    site: str
+    kind: str
+    trigger: str
+    status: str
+    planned_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    snapshot_id: str | None = None
+    snapshot_state: str | None = None
+    error: str | None = None
+    log_path: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        start, end = parse_iso(self.started_at), parse_iso(self.finished_at)
+        return (end - start).total_seconds() if start and end else None
+
+
+class RunHistory(Protocol):
+    """What the daemon, the CLI and the metrics need from a run history."""
+
+    def start_run(self, record: RunRecord) -> None: ...
+    def finish_run(self, run_id: str, *, status: str, counts: dict[str, int] | None = None,
+                   snapshot_id: str | None = None, snapshot_state: str | None = None,
+                   error: str | None = None) -> None: ...
+    def record(self, record: RunRecord) -> None: ...
+    def get(self, run_id: str) -> RunRecord | None: ...
+    def list_runs(self, *, site: str | None = None, job_id: str | None = None,
+                  limit: int | None = 50) -> list[RunRecord]: ...
+    def last_runs(self) -> dict[str, RunRecord]: ...
+    def recover_interrupted(self) -> list[RunRecord]: ...
+    def close(self) -> None: ...
+
+
+def _process_alive(pid: int | None, started: float | None) -> bool:
+    """True if ``pid`` still names the process that wrote the row (pids are reused)."""
+    if not pid:
+        return False
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if started is not None and abs(proc.create_time() - started) > 1.0:
+            return False
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def _own_start_time() -> float | None:
+    import psutil
+
+    try:
+        return float(psutil.Process(os.getpid()).create_time())
+    except psutil.Error:
+        return None
+
+
+class SQLiteRunHistory:
+    """Run history in one SQLite file; safe to share between threads of one process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # One connection shared under a lock: the daemon's job threads write
+        # rarely, and SQLite serialises writers anyway.
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+        self._owner = (os.getpid(), _own_start_time())
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def record(self, record: RunRecord) -> None:
+        """Insert a row as it is (missed and skipped runs, which never start)."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO runs (run_id, job_id, site, kind, trigger, planned_at, started_at,"
+                " finished_at, status, counts, snapshot_id, snapshot_state, error, log_path,"
+                " owner_pid, owner_started) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    record.run_id, record.job_id, record.site, record.kind, record.trigger,
+                    record.planned_at, record.started_at, record.finished_at, record.status,
+                    json.dumps(record.counts), record.snapshot_id, record.snapshot_state,
+                    record.error, record.log_path, self._owner[0], self._owner[1],
+                ),
+            )
+
+    def start_run(self, record: RunRecord) -> None:
+        """Insert a ``running`` row owned by this process."""
+        record.status = "running"
+        record.started_at = record.started_at or iso(utcnow())
+        self.record(record)
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        counts: dict[str, int] | None = None,
+        snapshot_id: str | None = None,
+        snapshot_state: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"not a final status: {status!r}")
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE runs SET status=?, finished_at=?, counts=?, snapshot_id=?,"
+                " snapshot_state=?, error=? WHERE run_id=?",
+                (status, iso(utcnow()), json.dumps(counts or {}), snapshot_id, snapshot_state,
+                 error, run_id),
+            )
+
+    def get(self, run_id: str) -> RunRecord | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return _to_record(row) if row else None
+
+    def list_runs(
+        self, *, site: str | None = None, job_id: str | None = None, limit: int | None = 50
+    ) -> list[RunRecord]:
+        """Newest first (by planned time, then start)."""
+        sql = "SELECT * FROM runs"
+        where, args = [], []
+        if site:
+            where.append("site=?")
+            args.append(site)
+        if job_id:
+            where.append("job_id=?")
+            args.append(job_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY COALESCE(started_at, planned_at) DESC, run_id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [_to_record(r) for r in rows]
+
+    def last_runs(self) -> dict[str, RunRecord]:
+        """The latest finished run of each job."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM runs r WHERE status != 'running' AND run_id = ("
+                " SELECT run_id FROM runs r2 WHERE r2.job_id = r.job_id AND r2.status != 'running'"
+                " ORDER BY COALESCE(finished_at, planned_at) DESC LIMIT 1)"
+            ).fetchall()
+        return {r["job_id"]: _to_record(r) for r in rows}
+
+    def status_counts(self) -> dict[tuple[str, str], int]:
+        """{(job_id, status): runs} over every row."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT job_id, status, COUNT(*) AS n FROM runs GROUP BY job_id, status"
+            ).fetchall()
+        return {(r["job_id"], r["status"]): int(r["n"]) for r in rows}
+
+    def finished_runs(self) -> list[RunRecord]:
+        """Every run that started and finished (for metrics)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM runs WHERE started_at IS NOT NULL AND finished_at IS NOT NULL"
+            ).fetchall()
+        return [_to_record(r) for r in rows]
+
+    def recover_interrupted(self) -> list[RunRecord]:
+        """Mark rows left ``running`` by a process that is gone as failed; return them."""
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM runs WHERE status='running'").fetchall()
+        stale = [r for r in rows if not _process_alive(r["owner_pid"], r["owner_started"])]
+        for row in stale:
+            self.finish_run(row["run_id"], status="failed", counts=json.loads(row["counts"]),
+                            error=INTERRUPTED_ERROR)
+        return [r for r in (self.get(row["run_id"]) for row in stale) if r]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _to_record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        run_id=row["run_id"], job_id=row["job_id"], site=row["site"], kind=row["kind"],
+        trigger=row["trigger"], status=row["status"], planned_at=row["planned_at"],
+        started_at=row["started_at"], finished_at=row["finished_at"],
+        counts=json.loads(row["counts"] or "{}"), snapshot_id=row["snapshot_id"],
+        snapshot_state=row["snapshot_state"], error=row["error"], log_path=row["log_path"],
+    )
+
+
+def open_history(state_dir: str | Path) -> SQLiteRunHistory:
+    """The run history of a state directory."""
+    return SQLiteRunHistory(Path(state_dir) / "history.sqlite")

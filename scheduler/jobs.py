@@ -1,0 +1,234 @@
+"""The scheduler's job function: one run of one (site, kind) crawl, recorded in the history.
+
+:func:`run_job` is a module-level function with plain JSON-friendly arguments so
+APScheduler's persistent job store can pickle a reference to it. What it needs
+from the running daemon (the launcher, the history, when the daemon started)
+lives in a :class:`JobRuntime`, installed by the daemon with :func:`install_runtime`;
+without one (``newsvault trigger`` with no daemon) it builds its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from scheduler.history import RunRecord, SQLiteRunHistory, iso, new_run_id, open_history, utcnow
+from scheduler.launcher import CrawlOptions, Launcher, crawl_command, prune_logs
+from scheduler.lock import job_lock
+from scheduler.schedules import job_id as make_job_id
+
+log = logging.getLogger(__name__)
+
+# A scheduled run planned this long before the daemon started is a catch-up run.
+CATCH_UP_TOLERANCE = timedelta(seconds=2)
+SHUTDOWN_ERROR = "stopped by daemon shutdown"
+
+
+@dataclass
+class JobRuntime:
+    """What runs need from the process they run in."""
+
+    history: SQLiteRunHistory
+    launcher: Launcher
+    started_at: datetime = field(default_factory=utcnow)
+
+
+_runtime: JobRuntime | None = None
+_planned = threading.local()
+
+
+def install_runtime(runtime: JobRuntime | None) -> None:
+    """Called by the daemon at start (and with None at exit)."""
+    global _runtime
+    _runtime = runtime
+
+
+def set_planned_time(value: datetime | None) -> None:
+    """The executor tells the job thread which planned run time it is serving."""
+    _planned.value = value
+
+
+def _planned_time() -> datetime | None:
+    return getattr(_planned, "value", None)
+
+
+def job_kwargs(
+    site: str,
+    kind: str,
+    *,
+    options: CrawlOptions,
+    crawl_timeout: int,
+    start_urls: list[str] | None = None,
+    schedule: str = "",
+) -> dict[str, Any]:
+    """The JSON-friendly keyword arguments stored with a job."""
+    return {
+        "site": site,
+        "kind": kind,
+        "config_file": options.config_file,
+        "state_dir": options.state_dir,
+        "archive_url": options.archive_url,
+        "crawl_timeout": crawl_timeout,
+        "start_urls": list(start_urls or []),
+        "schedule": schedule,
+    }
+
+
+def run_job(
+    site: str,
+    kind: str,
+    *,
+    config_file: str | None,
+    state_dir: str,
+    archive_url: str | None,
+    crawl_timeout: int,
+    start_urls: list[str] | None = None,
+    schedule: str = "",
+    trigger: str = "scheduled",
+    run_id: str | None = None,
+    planned_at: str | None = None,
+) -> dict[str, Any] | None:
+    """Run one crawl of ``site``/``kind`` in a child process; return its history row as a dict.
+
+    Returns None when the run was not started (skipped because the previous run
+    of the same job still holds its lock, or the daemon is shutting down).
+    """
+    runtime = _runtime
+    own_runtime = runtime is None
+    if runtime is None:
+        runtime = JobRuntime(history=open_history(state_dir), launcher=Launcher())
+    try:
+        return _run(runtime, site, kind, config_file=config_file, state_dir=state_dir,
+                    archive_url=archive_url, crawl_timeout=crawl_timeout,
+                    start_urls=start_urls or [], trigger=trigger, run_id=run_id,
+                    planned_at=planned_at)
+    finally:
+        if own_runtime:
+            runtime.history.close()
+
+
+def _run(
+    runtime: JobRuntime,
+    site: str,
+    kind: str,
+    *,
+    config_file: str | None,
+    state_dir: str,
+    archive_url: str | None,
+    crawl_timeout: int,
+    start_urls: list[str],
+    trigger: str,
+    run_id: str | None,
+    planned_at: str | None,
+) -> dict[str, Any] | None:
+    jid = make_job_id(site, kind)
+    planned = _planned_time() or utcnow()
+    planned_text = planned_at or iso(planned)
+    if trigger == "scheduled" and planned < runtime.started_at - CATCH_UP_TOLERANCE:
+        trigger = "missed"  # the coalesced catch-up of runs planned while the daemon was down
+    run_id = run_id or new_run_id()
+    history, launcher = runtime.history, runtime.launcher
+    if not launcher.accepting:
+        log.info("not starting %s: the daemon is shutting down", jid)
+        return None
+
+    lock = job_lock(state_dir, jid)
+    if not lock.try_acquire():
+        if trigger != "manual":
+            history.record(RunRecord(run_id=run_id, job_id=jid, site=site, kind=kind,
+                                     trigger=trigger, status="skipped-overlap",
+                                     planned_at=planned_text, finished_at=iso(utcnow()),
+                                     error="the previous run of this job is still running"))
+            log.warning("run %s of %s skipped: the previous run is still running", run_id, jid)
+            return None
+        # A manual run waits for its turn rather than overlap a scheduled one.
+        log.info("manual run %s of %s waits for the running one to finish", run_id, jid)
+        while not lock.try_acquire():
+            if not launcher.accepting:
+                return None
+            time.sleep(0.5)
+
+    try:
+        log_dir = Path(state_dir) / "logs" / site / kind
+        log_path = log_dir / f"{run_id}.log"
+        summary_path = log_dir / f"{run_id}.summary.json"
+        record = RunRecord(run_id=run_id, job_id=jid, site=site, kind=kind, trigger=trigger,
+                           status="running", planned_at=planned_text, log_path=str(log_path))
+        history.start_run(record)
+        log.info("run started  %s [%s] run %s", jid, trigger, run_id)
+        options = CrawlOptions(config_file=config_file, state_dir=state_dir, archive_url=archive_url)
+        cmd = crawl_command(site, kind, summary_path=summary_path, options=options, start_urls=start_urls)
+        assert lock.fd is not None
+        try:
+            result = launcher.run(cmd, log_path=log_path, summary_path=summary_path,
+                                  timeout=crawl_timeout, pass_fds=[lock.fd])
+        except OSError as exc:
+            history.finish_run(run_id, status="failed", error=f"cannot start the crawl: {exc}")
+            log.error("run failed   %s run %s: cannot start the crawl: %s", jid, run_id, exc)
+            return _as_dict(history, run_id)
+
+        summary = result.summary or {}
+        counts = summary_counts(summary)
+        error = summary.get("error") or None
+        if result.timed_out:
+            status, error = "timeout", f"timed out after {crawl_timeout}s"
+        elif result.terminated:
+            status, error = "failed", SHUTDOWN_ERROR
+        elif result.returncode == 0 and summary.get("status", "ok") in ("ok", "partial"):
+            status = "ok"
+        else:
+            status = "failed"
+            if not error:
+                error = f"crawl exited with code {result.returncode}"
+                if not result.summary:
+                    error += " and wrote no summary (see the log)"
+        history.finish_run(run_id, status=status, counts=counts,
+                           snapshot_id=summary.get("snapshot_id"),
+                           snapshot_state=summary.get("snapshot_state"), error=error)
+        log.info(
+            "run finished %s [%s] run %s: %s in %.1fs, %s, snapshot %s (%s)%s",
+            jid, trigger, run_id, status, result.duration_seconds,
+            " ".join(f"{k}={v}" for k, v in counts.items()) or "no counts",
+            summary.get("snapshot_id") or "-", summary.get("snapshot_state") or "-",
+            f": {error}" if error else "",
+        )
+        prune_logs(log_dir)
+        return _as_dict(history, run_id)
+    finally:
+        lock.release()
+
+
+def _as_dict(history: SQLiteRunHistory, run_id: str) -> dict[str, Any] | None:
+    record = history.get(run_id)
+    return record.to_json() if record else None
+
+
+_CHANGE_KEYS = ("new", "updated", "unchanged", "removed")
+
+
+def summary_counts(summary: dict[str, Any]) -> dict[str, int]:
+    """The counts worth keeping from a crawl summary: pages, items, changes, errors, bytes."""
+    counts: dict[str, int] = {}
+    for key in ("pages", "items", "errors"):
+        if isinstance(summary.get(key), int):
+            counts[key] = summary[key]
+    extra = summary.get("counts")
+    if isinstance(extra, dict):
+        counts.update({k: v for k, v in extra.items() if isinstance(v, int)})
+    stats = summary.get("stats") if isinstance(summary.get("stats"), dict) else {}
+    for key, value in sorted(stats.items()):
+        if not isinstance(value, int) or not key.startswith("newsvault/"):
+            continue
+        last = key.rsplit("/", 1)[-1]
+        if last in _CHANGE_KEYS and last not in counts:
+            counts[last] = value
+        elif last.endswith("bytes") and "archive" in key and "bytes" not in counts:
+            counts["bytes"] = value
+    if "bytes" not in counts and isinstance(stats.get("downloader/response_bytes"), int):
+        counts["bytes"] = stats["downloader/response_bytes"]
+    return counts

@@ -1,0 +1,141 @@
+"""Health and Prometheus metrics over HTTP for the daemon.
+
+``/healthz`` answers JSON (ok, scheduler state, jobs with their next run, the
+last run of each job); ``/metrics`` is the Prometheus text format. Metrics are
+computed from the run history on each scrape, so they survive restarts and
+never drift from what ``newsvault runs`` shows; they use their own registry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from scheduler.history import SQLiteRunHistory, parse_iso
+
+log = logging.getLogger(__name__)
+
+DURATION_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
+
+
+class HistoryCollector:
+    """A Prometheus collector that reads the run history at scrape time."""
+
+    def __init__(self, history: SQLiteRunHistory, running_crawls: Callable[[], int] | None = None,
+                 scheduler_running: Callable[[], bool] | None = None) -> None:
+        self.history = history
+        self.running_crawls = running_crawls
+        self.scheduler_running = scheduler_running
+
+    def collect(self) -> Iterator[Metric]:
+        runs = CounterMetricFamily("newsvault_runs", "Runs by job and status", labels=["job", "status"])
+        for (job, status), n in sorted(self.history.status_counts().items()):
+            runs.add_metric([job, status], n)
+        yield runs
+
+        last_ok = GaugeMetricFamily("newsvault_last_success_timestamp_seconds",
+                                    "When the last successful run of a job finished", labels=["job"])
+        items = CounterMetricFamily("newsvault_items_archived", "Items archived by successful runs",
+                                    labels=["job"])
+        size = CounterMetricFamily("newsvault_bytes_archived", "Bytes archived by successful runs",
+                                   labels=["job"])
+        duration = HistogramMetricFamily("newsvault_run_duration_seconds", "Run duration",
+                                         labels=["job"])
+        per_job: dict[str, dict[str, Any]] = {}
+        for run in self.history.finished_runs():
+            acc = per_job.setdefault(run.job_id, {"last": 0.0, "items": 0, "bytes": 0, "durations": []})
+            seconds = run.duration_seconds
+            if seconds is not None:
+                acc["durations"].append(seconds)
+            if run.status == "ok":
+                finished = parse_iso(run.finished_at)
+                if finished:
+                    acc["last"] = max(acc["last"], finished.timestamp())
+                acc["items"] += int(run.counts.get("items", 0))
+                acc["bytes"] += int(run.counts.get("bytes", 0))
+        for job, acc in sorted(per_job.items()):
+            if acc["last"]:
+                last_ok.add_metric([job], acc["last"])
+            items.add_metric([job], acc["items"])
+            size.add_metric([job], acc["bytes"])
+            durations: list[float] = acc["durations"]
+            buckets = [(str(b), sum(1 for d in durations if d <= b)) for b in DURATION_BUCKETS]
+            buckets.append(("+Inf", len(durations)))
+            duration.add_metric([job], buckets, sum(durations))
+        yield from (last_ok, items, size, duration)
+
+        if self.running_crawls is not None:
+            yield GaugeMetricFamily("newsvault_running_crawls", "Crawl processes running now",
+                                    value=self.running_crawls())
+        if self.scheduler_running is not None:
+            yield GaugeMetricFamily("newsvault_scheduler_running", "1 while the scheduler runs",
+                                    value=1 if self.scheduler_running() else 0)
+
+
+def build_registry(collector: HistoryCollector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+class MetricsServer:
+    """A small HTTP server on its own thread serving /healthz and /metrics."""
+
+    def __init__(self, host: str, port: int, *, registry: CollectorRegistry,
+                 health: Callable[[], dict[str, Any]]) -> None:
+        handler = _make_handler(registry, health)
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics", daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.httpd.server_address[:2]
+        return str(host), int(port)
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("health and metrics on http://%s:%s/healthz and /metrics", *self.address)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _make_handler(registry: CollectorRegistry,
+                  health: Callable[[], dict[str, Any]]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                data = health()
+                body = json.dumps(data, default=str).encode()
+                self._send(200 if data.get("ok") else 503, "application/json", body)
+            elif path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+            else:
+                self._send(404, "text/plain", b"not found\n")
+
+        def _send(self, code: int, ctype: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            log.debug("metrics: " + format, *args)
+
+    return Handler

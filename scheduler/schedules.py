@@ -1,0 +1,206 @@
+"""Schedules: which (site, kind) jobs exist and when they run, as APScheduler 3.x triggers.
+
+A site profile may declare ``[schedule.articles]`` / ``[schedule.discussions]``; the
+config file's ``[schedules.<site>.<kind>]`` is laid over it key by key. A schedule
+is a cron expression (``cron``) or an interval (``interval_seconds``), with a
+timezone and a jitter. Every problem is raised as :class:`ConfigError` naming the
+file and the key, so the daemon refuses to start rather than run a wrong plan.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from pydantic import ValidationError
+
+from newsvault.config import Config, ScheduleConfig
+from newsvault.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("articles", "discussions")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One scheduled job: a (site, kind) pair, its merged schedule and where it came from."""
+
+    site: str
+    kind: str
+    schedule: ScheduleConfig
+    source: str  # file (or variable) the timing keys came from, for messages
+    key: str  # key path inside that source, e.g. "schedules.sample.articles"
+
+    @property
+    def job_id(self) -> str:
+        return job_id(self.site, self.kind)
+
+    def describe(self) -> str:
+        return describe(self.schedule)
+
+    def fingerprint(self) -> str:
+        """A stable string that changes whenever the schedule changes."""
+        return json.dumps(self.schedule.model_dump(exclude={"enabled"}), sort_keys=True)
+
+
+def job_id(site: str, kind: str) -> str:
+    return f"{site}:{kind}"
+
+
+def describe(schedule: ScheduleConfig) -> str:
+    """A short human text for a schedule, e.g. ``cron '*/5 * * * *' UTC``."""
+    if schedule.cron:
+        text = f"cron '{schedule.cron}' {schedule.timezone}"
+    elif schedule.interval_seconds:
+        text = f"every {schedule.interval_seconds}s"
+    else:
+        text = "unscheduled"
+    if schedule.jitter_seconds:
+        text += f" (jitter {schedule.jitter_seconds}s)"
+    return text
+
+
+def build_trigger(
+    schedule: ScheduleConfig,
+    *,
+    source: str = "<schedule>",
+    key: str = "schedule",
+    start_date: datetime | None = None,
+) -> BaseTrigger:
+    """The APScheduler trigger for one schedule; ConfigError names ``source`` and ``key``."""
+    if schedule.cron and schedule.interval_seconds:
+        raise ConfigError(source, key, "set either cron or interval_seconds, not both")
+    if not schedule.cron and not schedule.interval_seconds:
+        raise ConfigError(source, key, "needs cron or interval_seconds")
+    try:
+        tz = ZoneInfo(schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(source, f"{key}.timezone", f"unknown time zone {schedule.timezone!r}") from exc
+    jitter = schedule.jitter_seconds or None
+    if schedule.cron:
+        try:
+            trigger = CronTrigger.from_crontab(schedule.cron, timezone=tz)
+        except ValueError as exc:
+            raise ConfigError(
+                source, f"{key}.cron", f"not a valid cron expression {schedule.cron!r}: {exc}"
+            ) from exc
+        # from_crontab takes no jitter; the attribute is what the trigger reads.
+        trigger.jitter = jitter
+        return trigger
+    assert schedule.interval_seconds is not None
+    return IntervalTrigger(
+        seconds=schedule.interval_seconds, timezone=tz, jitter=jitter, start_date=start_date
+    )
+
+
+def _profile_schedules(config: Config) -> tuple[dict[str, dict[str, tuple[dict[str, Any], str]]], list[str] | None]:
+    """Schedules declared by site profiles: {site: {kind: (fields, source)}}, and known site names.
+
+    Uses ``spiders.profile.list_profiles`` when it exists; otherwise reads the
+    TOML files directly so a daemon can run before profile loading is complete.
+    """
+    found: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
+    try:
+        from spiders.profile import list_profiles
+    except ImportError:
+        list_profiles = None
+    if list_profiles is not None:
+        names = []
+        for profile in list_profiles(config.sites_dir):
+            names.append(profile.name)
+            holder = getattr(profile, "schedule", None) or getattr(profile, "schedules", None)
+            for kind in KINDS:
+                value = _get(holder, kind)
+                if value is not None:
+                    found.setdefault(profile.name, {})[kind] = (
+                        _as_dict(value),
+                        str(getattr(profile, "path", config.sites_dir)),
+                    )
+        return found, names
+
+    sites_dir = config.sites_dir
+    if not sites_dir.is_dir():
+        return found, None
+    names = []
+    for path in sorted(sites_dir.glob("*.toml")):
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(path, "-", f"cannot read site profile: {exc}") from exc
+        name = str(data.get("name", path.stem))
+        names.append(name)
+        schedule = data.get("schedule", {})
+        for kind in KINDS:
+            if isinstance(schedule, dict) and isinstance(schedule.get(kind), dict):
+                found.setdefault(name, {})[kind] = (dict(schedule[kind]), str(path))
+    return found, names
+
+
+def _get(holder: Any, kind: str) -> Any:
+    if holder is None:
+        return None
+    if isinstance(holder, dict):
+        return holder.get(kind)
+    return getattr(holder, kind, None)
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, ScheduleConfig):
+        return value.model_dump(exclude_unset=True)
+    if hasattr(value, "model_dump"):
+        return dict(value.model_dump(exclude_unset=True))
+    return dict(value)
+
+
+def collect_jobs(config: Config) -> list[JobSpec]:
+    """Every enabled (site, kind) job, validated; raises ConfigError on the first bad schedule."""
+    profile_schedules, known_sites = _profile_schedules(config)
+    merged: dict[tuple[str, str], tuple[dict[str, Any], str, str]] = {}
+    for site, kinds in profile_schedules.items():
+        for kind, (fields, source) in kinds.items():
+            merged[(site, kind)] = (fields, source, f"schedule.{kind}")
+
+    for site, kinds in config.schedules.items():
+        if known_sites is not None and site not in known_sites:
+            raise ConfigError(
+                config.source,
+                f"schedules.{site}",
+                f"no site profile named {site!r} (known: {', '.join(sorted(known_sites)) or 'none'})",
+            )
+        for kind, override in kinds.items():
+            fields, source, key = merged.get((site, kind), ({}, config.source, f"schedules.{site}.{kind}"))
+            fields = dict(fields)
+            set_keys = override.model_dump(exclude_unset=True)
+            # A timing key in the config replaces the profile's timing entirely,
+            # so a profile cron and a config interval never collide.
+            if "cron" in set_keys or "interval_seconds" in set_keys:
+                fields.pop("cron", None)
+                fields.pop("interval_seconds", None)
+                source, key = config.source, f"schedules.{site}.{kind}"
+            fields.update(set_keys)
+            merged[(site, kind)] = (fields, source, key)
+
+    specs = []
+    for (site, kind), (fields, source, key) in sorted(merged.items()):
+        try:
+            schedule = ScheduleConfig.model_validate(fields)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            sub = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(source, f"{key}.{sub}" if sub else key, err["msg"]) from exc
+        if not schedule.enabled:
+            log.info("job %s:%s is disabled in %s", site, kind, source)
+            continue
+        build_trigger(schedule, source=source, key=key)  # validate now, refuse at start
+        specs.append(JobSpec(site=site, kind=kind, schedule=schedule, source=source, key=key))
+    return specs
