@@ -1,0 +1,237 @@
+"""The `articles` spider: discovers article URLs from listings, feeds and sitemaps, yields raw articles."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import scrapy
+from parsel import Selector
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DontCloseSpider
+from scrapy.http import Response, TextResponse
+from scrapy.utils.gz import gunzip
+from scrapy.utils.sitemap import Sitemap
+
+from spiders.base import ProfileSpider, url_key
+from spiders.extract import extract_article, http_date_to_iso, utc_now
+from spiders.extract.select import links
+from spiders.profile import SelectorSpec
+
+log = logging.getLogger(__name__)
+
+GONE_STATUSES = [404, 410]
+_DEFAULT_PAGINATION = [SelectorSpec(css="a[rel~=next]"), SelectorSpec(css="link[rel~=next]")]
+_ALL_LINKS = [SelectorSpec(css="a[href]")]
+
+
+def known_article_urls(state_dir: str | Path | None, site: str) -> list[str]:
+    """Article URLs earlier runs recorded for ``site``, or [] when there is no state yet."""
+    if not state_dir or not (Path(state_dir) / "state.sqlite").is_file():
+        return []
+    try:
+        from pipelines.state import open_state_store
+    except ImportError:
+        return []
+    store = open_state_store(state_dir)
+    try:
+        return list(store.known_article_urls(site))
+    finally:
+        store.close()
+
+
+class ArticlesSpider(ProfileSpider):
+    """Yields one raw article item per article page (see docs/architecture.md)."""
+
+    name = "articles"
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ArticlesSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        assert isinstance(spider, ArticlesSpider)
+        spider.recheck_known = crawler.settings.getbool("NEWSVAULT_RECHECK_KNOWN")
+        spider.state_dir = crawler.settings.get("NEWSVAULT_STATE_DIR")
+        crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
+        return spider
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.recheck_known = False
+        self.state_dir: str | None = None
+        self._requested: set[str] = set()
+        self._yielded: set[str] = set()
+        self._rechecked = False
+        self._article_requests = 0
+
+    # --- start ---------------------------------------------------------------
+    def entry_urls(self) -> list[str]:
+        return self.override_urls or self.profile.start_urls.for_articles()
+
+    async def start(self) -> AsyncIterator[Any]:
+        for url in self.entry_urls():
+            if self.profile.is_article_url(url):
+                request = self.article_request(url)
+                if request is not None:
+                    request.meta["nv_start"] = True
+                    yield request
+                continue
+            yield scrapy.Request(
+                url, callback=self.parse_entry, errback=self.on_error, dont_filter=True,
+                meta={"nv_start": True, "nv_page": 1},
+            )
+
+    # --- discovery -----------------------------------------------------------
+    def article_request(self, url: str, discovered_on: str | None = None) -> scrapy.Request | None:
+        """A request for an article URL not requested yet, or None."""
+        if not self.in_scope(url) or not self.profile.is_article_url(url):
+            return None
+        key = url_key(url)
+        if key in self._requested:
+            return None
+        limit = self.profile.limits.max_articles
+        if limit is not None and self._article_requests >= limit:
+            self.inc_stat("newsvault/limits/max_articles_skipped")
+            return None
+        self._requested.add(key)
+        self._article_requests += 1
+        return scrapy.Request(
+            url,
+            callback=self.parse_article,
+            errback=self.on_error,
+            meta={"handle_httpstatus_list": GONE_STATUSES, "nv_request_url": url},
+        )
+
+    def parse_entry(self, response: Response) -> Iterator[Any]:
+        """A start or follow-up page: sitemap, feed or HTML listing, by what it contains."""
+        self.start_ok(response)
+        body = response.body
+        if body[:2] == b"\x1f\x8b":
+            body = gunzip(body, max_size=self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
+        head = body[:512].lstrip().lower()
+        if b"<urlset" in head or b"<sitemapindex" in head or b"sitemaps.org" in head:
+            yield from self.parse_sitemap(response, body)
+        elif b"<rss" in head or b"<feed" in head or b"<rdf" in head:
+            yield from self.parse_feed(response, body)
+        elif isinstance(response, TextResponse):
+            yield from self.parse_listing(response)
+        else:
+            self.count_page("not_listing", response.url)
+
+    def parse_sitemap(self, response: Response, body: bytes) -> Iterator[Any]:
+        try:
+            sitemap = Sitemap(body)
+        except Exception:  # lxml raises several types on broken XML
+            self.count_page("parse_error", response.url)
+            return
+        for entry in sitemap:
+            loc = entry.get("loc")
+            if not loc:
+                continue
+            if sitemap.type == "sitemapindex":
+                if self.in_scope(loc):
+                    yield scrapy.Request(loc, callback=self.parse_entry, errback=self.on_error)
+            else:
+                request = self.article_request(loc)
+                if request is not None:
+                    yield request
+
+    def parse_feed(self, response: Response, body: bytes) -> Iterator[Any]:
+        root = Selector(body=body, type="xml")
+        found = root.xpath("//*[local-name()='item']/*[local-name()='link']/text()").getall()
+        found += root.xpath("//*[local-name()='entry']/*[local-name()='link']/@href").getall()
+        for url in found:
+            request = self.article_request(response.urljoin(url.strip()))
+            if request is not None:
+                yield request
+
+    def parse_listing(self, response: TextResponse) -> Iterator[Any]:
+        config = self.profile.articles
+        root = response.selector
+        hrefs = links(root, config.listing, response.url) if config.listing else []
+        if not hrefs:
+            # No listing selector or it found nothing: any link that looks like an article.
+            hrefs = links(root, _ALL_LINKS, response.url)
+        for url in hrefs:
+            request = self.article_request(url, response.url)
+            if request is not None:
+                yield request
+        page = int(response.meta.get("nv_page", 1))
+        if page >= config.max_pages:
+            return
+        for url in links(root, config.pagination or _DEFAULT_PAGINATION, response.url)[:1]:
+            if self.in_scope(url):
+                yield scrapy.Request(
+                    url, callback=self.parse_entry, errback=self.on_error, meta={"nv_page": page + 1}
+                )
+
+    # --- articles --------------------------------------------------------------
+    def parse_article(self, response: Response) -> Iterator[Any]:
+        self.start_ok(response)
+        fetched_at = utc_now()
+        if response.status in GONE_STATUSES:
+            self.count_page("gone", response.url)
+            yield {
+                "type": "gone",
+                "site": self.site,
+                "url": response.url,
+                "status": response.status,
+                "fetched_at": fetched_at,
+            }
+            return
+        if not isinstance(response, TextResponse):
+            self.count_page("not_article", response.url)
+            return
+        try:
+            item = extract_article(
+                response.selector,
+                response.url,
+                self.profile,
+                request_url=response.meta.get("nv_request_url", response.url),
+                server_date=http_date_to_iso(response.headers.get("Date")),
+                fetched_at=fetched_at,
+            )
+        except Exception:  # one broken page must not end the crawl; it is counted instead
+            log.exception("extraction failed for %s", response.url)
+            self.count_page("parse_error", response.url)
+            return
+        if not item["title"] and not item["body"]:
+            self.count_page("empty", response.url)
+            return
+        key = url_key(item["canonical_url"] or response.url)
+        if key in self._yielded:
+            # The same article reached again (redirect, print copy, tracking parameters).
+            self.count_page("duplicate", response.url)
+            return
+        self._yielded.add(key)
+        self._yielded.add(url_key(response.url))
+        self._requested.add(key)
+        yield item
+
+    # --- removals ----------------------------------------------------------------
+    def on_idle(self) -> None:
+        """Once the frontier is empty, re-request known articles this run did not see."""
+        if self._rechecked or not self.recheck_known or self.override_urls:
+            return
+        self._rechecked = True
+        try:
+            known = known_article_urls(self.state_dir, self.site)
+        except Exception:  # the state store is optional here; a broken one must not kill the crawl
+            log.exception("cannot read known article URLs from %s", self.state_dir)
+            return
+        pending = [u for u in known if url_key(u) not in self._requested and url_key(u) not in self._yielded]
+        for url in pending:
+            self._requested.add(url_key(url))
+            self.crawler.engine.crawl(
+                scrapy.Request(
+                    url,
+                    callback=self.parse_article,
+                    errback=self.on_error,
+                    meta={"handle_httpstatus_list": GONE_STATUSES, "nv_request_url": url, "nv_recheck": True},
+                )
+            )
+        self.inc_stat("newsvault/recheck/requested", len(pending))
+        if pending:
+            raise DontCloseSpider

@@ -1,0 +1,129 @@
+"""What both spiders share: the profile, start URLs, URL scope and page accounting."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import scrapy
+from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.defer import CancelledError
+from twisted.internet.error import ConnectionRefusedError, DNSLookupError, TCPTimedOutError, TimeoutError
+from twisted.python.failure import Failure
+from w3lib.url import canonicalize_url
+
+from spiders.profile import SiteProfile, find_profile
+
+try:  # Scrapy >= 2.13 names the size-limit cancellation; older ones raise CancelledError.
+    from scrapy.exceptions import DownloadCancelledError
+except ImportError:  # pragma: no cover
+    DownloadCancelledError = CancelledError  # type: ignore[misc,assignment]
+
+log = logging.getLogger(__name__)
+
+# Query parameters that only say where a link was clicked, never what the page is.
+TRACKING_PARAM = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|yclid|mc_cid|mc_eid|_openstat|from|ref)$", re.I)
+PAGE_STAT = "newsvault/pages/{}"
+
+
+def url_key(url: str) -> str:
+    """The identity of a URL for "seen" checks: tracking parameters and fragment dropped."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAM.match(k)]
+    return canonicalize_url(urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), "")))
+
+
+def _split_urls(value: str | Iterable[str] | None) -> list[str]:
+    # `scrapy crawl -a start_urls=a,b` passes one comma-separated string.
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [u.strip() for u in value.split(",") if u.strip()]
+    return [u for u in value if u]
+
+
+class ProfileSpider(scrapy.Spider):
+    """A spider driven by a site profile (``site`` name or ``profile`` object)."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ProfileSpider:
+        if kwargs.get("profile") is None and kwargs.get("sites_dir") is None:
+            kwargs["sites_dir"] = crawler.settings.get("NEWSVAULT_SITES_DIR")
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        return spider
+
+    def __init__(
+        self,
+        site: str | None = None,
+        profile: SiteProfile | None = None,
+        start_urls: str | Iterable[str] | None = None,
+        sites_dir: str | Path | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if profile is None:
+            if not site:
+                raise ValueError("give a site profile name (-a site=NAME) or a profile")
+            if sites_dir is None:
+                import sites
+
+                sites_dir = Path(sites.__file__).parent
+            profile = find_profile(site, sites_dir)
+        super().__init__(**kwargs)
+        self.profile = profile
+        self.site = profile.name
+        self.override_urls = _split_urls(start_urls)
+        self.allowed_domains = profile.domains(self.override_urls)
+        self._start_failed = 0
+
+    # --- scope -------------------------------------------------------------
+    def in_scope(self, url: str) -> bool:
+        host = urlsplit(url).hostname or ""
+        return any(host == d or host.endswith("." + d) for d in self.allowed_domains)
+
+    # --- accounting ---------------------------------------------------------
+    def count_page(self, reason: str, url: str = "") -> None:
+        """Count a response the spider could not use, under ``newsvault/pages/<reason>``."""
+        if self.crawler and self.crawler.stats:
+            self.crawler.stats.inc_value(PAGE_STAT.format(reason))
+        log.debug("page not used (%s): %s", reason, url)
+
+    def inc_stat(self, key: str, count: int = 1) -> None:
+        if self.crawler and self.crawler.stats:
+            self.crawler.stats.inc_value(key, count)
+
+    def on_error(self, failure: Failure) -> None:
+        """Errback: classify a failed request into a page stat; never raises."""
+        request = failure.request  # type: ignore[attr-defined]
+        if failure.check(HttpError):
+            reason = f"http_{failure.value.response.status}"
+        elif failure.check(IgnoreRequest):
+            reason = "disallowed" if "robots" in str(failure.value).lower() else "ignored"
+        elif failure.check(DownloadCancelledError, CancelledError):
+            # The downloader cancels a response past DOWNLOAD_MAXSIZE.
+            reason = "too_large"
+        elif failure.check(TimeoutError, TCPTimedOutError):
+            reason = "timeout"
+        elif failure.check(ConnectionRefusedError, DNSLookupError):
+            reason = "unreachable"
+        else:
+            reason = "download_error"
+        self.count_page(reason, request.url)
+        if request.meta.get("nv_start"):
+            self._start_failed += 1
+            self.inc_stat("newsvault/start_urls/failed")
+            first = self.crawler.stats.get_value("newsvault/start_urls/first_error") if self.crawler.stats else None
+            if first is None and self.crawler.stats:
+                self.crawler.stats.set_value(
+                    "newsvault/start_urls/first_error", f"{request.url}: {reason} ({failure.getErrorMessage()})"[:300]
+                )
+        log.info("request failed (%s): %s", reason, request.url)
+
+    def start_ok(self, response: scrapy.http.Response) -> None:
+        if response.meta.get("nv_start"):
+            self.inc_stat("newsvault/start_urls/ok")
