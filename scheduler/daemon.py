@@ -111,6 +111,10 @@ class Daemon:
         self.specs: list[JobSpec] = []
         self.metrics: MetricsServer | None = None
 
+    def _start_urls_for(self, site: str, kind: str) -> list[str]:
+        """Start URLs given for ``site:kind``, else for ``site``, else none (the profile's)."""
+        return self.start_urls.get(f"{site}:{kind}") or self.start_urls.get(site) or []
+
     # -- start ---------------------------------------------------------------------
     def run(self) -> int:
         self.specs = collect_jobs(self.config)  # ConfigError before anything starts
@@ -156,7 +160,7 @@ class Daemon:
         for jid, spec in wanted.items():
             kwargs = jobs.job_kwargs(spec.site, spec.kind, options=self.options,
                                      crawl_timeout=self.config.daemon.crawl_timeout_seconds,
-                                     start_urls=self.start_urls.get(spec.site),
+                                     start_urls=self._start_urls_for(spec.site, spec.kind),
                                      schedule=spec.fingerprint())
             job = stored.get(jid)
             if job is not None and job.kwargs == kwargs and job.next_run_time is not None:
@@ -251,7 +255,7 @@ class Daemon:
         run_id = str(request.get("run_id") or new_run_id())
         kwargs = jobs.job_kwargs(site, kind, options=self.options,
                                  crawl_timeout=self.config.daemon.crawl_timeout_seconds,
-                                 start_urls=request.get("start_urls") or self.start_urls.get(site))
+                                 start_urls=request.get("start_urls") or self._start_urls_for(site, kind))
         kwargs.update(trigger="manual", run_id=run_id, planned_at=request.get("requested_at"))
         log.info("manual run %s of %s:%s requested", run_id, site, kind)
         self.scheduler.add_job(jobs.run_job, trigger="date", id=f"manual:{run_id}",

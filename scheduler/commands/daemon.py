@@ -25,8 +25,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     archive_option(p)
     p.add_argument("--metrics-port", type=int, metavar="P",
                    help="serve /healthz and /metrics on this port (0: any free port)")
-    p.add_argument("--start-url", action="append", default=[], metavar="SITE=URL",
-                   help="crawl SITE from URL instead of its profile's start URLs (repeatable)")
+    p.add_argument("--start-url", action="append", default=[], metavar="SITE[:KIND]=URL",
+                   help="crawl SITE (or only its KIND job) from URL instead of the profile's "
+                        "start URLs (repeatable)")
     p.add_argument("--run-now", action="store_true", help="run every job once right away")
     p.set_defaults(handler=cmd_daemon)
 
@@ -72,7 +73,7 @@ def _start_urls(values: list[str]) -> dict[str, list[str]]:
     for value in values:
         site, sep, url = value.partition("=")
         if not sep or not site or not url:
-            raise ConfigError("command line", "--start-url", f"expected SITE=URL, got {value!r}")
+            raise ConfigError("command line", "--start-url", f"expected SITE[:KIND]=URL, got {value!r}")
         mapping.setdefault(site, []).append(url)
     return mapping
 

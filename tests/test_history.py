@@ -1,0 +1,93 @@
+"""Run history: rows, ordering, last runs, recovery after a crash, metrics from history."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scheduler.history import INTERRUPTED_ERROR, RunRecord, iso, new_run_id, open_history, utcnow
+from scheduler.metrics import HistoryCollector, build_registry
+
+
+def _record(job: str, status: str = "running", **kw) -> RunRecord:
+    site, kind = job.split(":")
+    return RunRecord(run_id=new_run_id(), job_id=job, site=site, kind=kind, trigger="scheduled",
+                     status=status, planned_at=iso(utcnow()), **kw)
+
+
+def test_start_finish_and_list(tmp_path: Path) -> None:
+    history = open_history(tmp_path)
+    first = _record("a:articles")
+    history.start_run(first)
+    history.finish_run(first.run_id, status="ok", counts={"items": 7, "bytes": 100},
+                       snapshot_id="20260101T000000Z-abcdef", snapshot_state="committed")
+    second = _record("a:discussions")
+    history.start_run(second)
+    got = history.get(first.run_id)
+    assert got is not None and got.status == "ok" and got.counts == {"items": 7, "bytes": 100}
+    assert got.snapshot_id == "20260101T000000Z-abcdef" and got.finished_at is not None
+    runs = history.list_runs()
+    assert [r.run_id for r in runs] == [second.run_id, first.run_id]
+    assert [r.run_id for r in history.list_runs(job_id="a:articles")] == [first.run_id]
+    assert history.list_runs(site="zzz") == []
+    assert set(history.last_runs()) == {"a:articles"}
+    with pytest.raises(ValueError):
+        history.finish_run(second.run_id, status="running")
+    history.close()
+
+
+def test_history_is_shared_between_processes_in_wal_mode(tmp_path: Path) -> None:
+    history = open_history(tmp_path)
+    history.record(_record("a:articles", status="missed"))
+    mode = history._conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    code = (
+        "import sys; from scheduler.history import open_history;"
+        f"h = open_history({str(tmp_path)!r}); print(len(h.list_runs()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+    history.close()
+
+
+def test_running_rows_of_a_dead_process_become_failed(tmp_path: Path) -> None:
+    # A child process starts a run and dies without finishing it (like a killed daemon).
+    code = (
+        "import os; from scheduler.history import open_history, RunRecord, new_run_id;"
+        f"h = open_history({str(tmp_path)!r});"
+        "h.start_run(RunRecord(run_id='dead-1', job_id='a:articles', site='a', kind='articles',"
+        " trigger='scheduled', status='running')); os._exit(9)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=False)
+    history = open_history(tmp_path)
+    mine = _record("a:discussions")
+    history.start_run(mine)  # owned by this live process: must stay running
+    recovered = history.recover_interrupted()
+    assert [r.run_id for r in recovered] == ["dead-1"]
+    dead = history.get("dead-1")
+    assert dead is not None and dead.status == "failed" and dead.error == INTERRUPTED_ERROR
+    live = history.get(mine.run_id)
+    assert live is not None and live.status == "running"
+    history.close()
+
+
+def test_metrics_are_computed_from_history(tmp_path: Path) -> None:
+    history = open_history(tmp_path)
+    for status, items in (("ok", 5), ("ok", 7), ("failed", 0)):
+        rec = _record("a:articles")
+        history.start_run(rec)
+        history.finish_run(rec.run_id, status=status, counts={"items": items, "bytes": items * 10})
+    history.record(_record("a:articles", status="missed"))
+    registry = build_registry(HistoryCollector(history))
+    value = registry.get_sample_value
+    assert value("newsvault_runs_total", {"job": "a:articles", "status": "ok"}) == 2
+    assert value("newsvault_runs_total", {"job": "a:articles", "status": "missed"}) == 1
+    assert value("newsvault_items_archived_total", {"job": "a:articles"}) == 12
+    assert value("newsvault_bytes_archived_total", {"job": "a:articles"}) == 120
+    assert value("newsvault_run_duration_seconds_count", {"job": "a:articles"}) == 3
+    last = value("newsvault_last_success_timestamp_seconds", {"job": "a:articles"})
+    assert last is not None and abs(last - utcnow().timestamp()) < 60
+    history.close()
