@@ -80,7 +80,9 @@ ITEM_KINDS: tuple[ItemKind, ...] = ("article", "discussion")
 
 @cache
 def _schema_text(kind: str) -> str:
-    return resources.files("newsvault").joinpath("schemas", f"{kind}.schema.json").read_text("utf-8")
+    return (
+        resources.files("newsvault").joinpath("schemas", f"{kind}.schema.json").read_text("utf-8")
+    )
 
 
 def item_json_schema(kind: ItemKind) -> dict[str, Any]:

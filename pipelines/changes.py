@@ -51,7 +51,9 @@ class ChangeTrackingPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ChangeTrackingPipeline:
-        pipeline = cls(state_dir=crawler.settings.get("NEWSVAULT_STATE_DIR") or "var", stats=crawler.stats)
+        pipeline = cls(
+            state_dir=crawler.settings.get("NEWSVAULT_STATE_DIR") or "var", stats=crawler.stats
+        )
         # Flush at idle so the spider's recheck of known URLs sees this run's writes.
         crawler.signals.connect(pipeline.flush, signal=signals.spider_idle)
         return pipeline
@@ -117,7 +119,9 @@ class ChangeTrackingPipeline:
         assert self.store is not None
         url = item.get("url") or ""
         status = int(item.get("status") or 0)
-        if self.store.mark_removed(item.get("site") or "", url, status, item.get("fetched_at") or ""):
+        if self.store.mark_removed(
+            item.get("site") or "", url, status, item.get("fetched_at") or ""
+        ):
             self._removed_urls.append(url)
             self._inc("removed")
             if self.stats is not None:

@@ -95,7 +95,10 @@ class CleanPipeline:
             configured = self.from_profile(profile, stats=self.stats)
             self.tz, self.furniture = configured.tz, configured.furniture
             self.reply_patterns = configured.reply_patterns
-            self.languages, self.default_language = configured.languages, configured.default_language
+            self.languages, self.default_language = (
+                configured.languages,
+                configured.default_language,
+            )
 
     def process_item(self, item: Any) -> Any:
         raw = dict(item)
@@ -129,15 +132,19 @@ class CleanPipeline:
         published_raw = _text_or_none(raw.get("published_raw"))
         published = parse_iso(raw.get("published_at"), self.tz)
         if published is None and raw.get("published_at"):
-            published = parse_human_date(raw.get("published_at"), reference, self.tz, self.languages)
+            published = parse_human_date(
+                raw.get("published_at"), reference, self.tz, self.languages
+            )
         if published is None and published_raw:
             published = parse_human_date(published_raw, reference, self.tz, self.languages)
         if published is None and (published_raw or raw.get("published_at")):
             self._inc("unparsed_date")
         modified = parse_iso(raw.get("modified_at"), self.tz)
 
-        language = _language(raw.get("language")) or self.default_language or guess_language(
-            title + " " + body[:2000]
+        language = (
+            _language(raw.get("language"))
+            or self.default_language
+            or guess_language(title + " " + body[:2000])
         )
         clean: dict[str, Any] = {
             "type": "article",
@@ -176,7 +183,9 @@ class CleanPipeline:
         title = normalise_text(raw.get("title"))
         activity_raw = _text_or_none(raw.get("last_activity_raw"))
         activity = (
-            parse_human_date(activity_raw, reference, self.tz, self.languages) if activity_raw else None
+            parse_human_date(activity_raw, reference, self.tz, self.languages)
+            if activity_raw
+            else None
         )
         if activity is None and raw.get("last_activity_at"):
             activity = parse_iso(raw.get("last_activity_at"), self.tz)

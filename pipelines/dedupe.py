@@ -24,7 +24,15 @@ STATS_PREFIX = "newsvault"
 DEFAULT_THRESHOLD = 0.8
 NUM_PERM = 64
 SHINGLE_WORDS = 5
-SLIM_FIELDS: tuple[str, ...] = ("type", "site", "url", "canonical_url", "title", "content_hash", "fetched_at")
+SLIM_FIELDS: tuple[str, ...] = (
+    "type",
+    "site",
+    "url",
+    "canonical_url",
+    "title",
+    "content_hash",
+    "fetched_at",
+)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -67,7 +75,9 @@ class DedupePipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> DedupePipeline:
-        threshold = crawler.settings.getfloat("NEWSVAULT_NEAR_DUPLICATE_THRESHOLD", DEFAULT_THRESHOLD)
+        threshold = crawler.settings.getfloat(
+            "NEWSVAULT_NEAR_DUPLICATE_THRESHOLD", DEFAULT_THRESHOLD
+        )
         return cls(threshold=threshold, stats=crawler.stats)
 
     def process_item(self, item: Any) -> Any:

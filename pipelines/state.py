@@ -78,7 +78,12 @@ class StateStore(Protocol):
     def article_state(self, site: str, canonical_url: str) -> ArticleState | None: ...
 
     def record_article(
-        self, site: str, canonical_url: str, content_hash: str, seen_at: str, volatile: dict[str, Any]
+        self,
+        site: str,
+        canonical_url: str,
+        content_hash: str,
+        seen_at: str,
+        volatile: dict[str, Any],
     ) -> None: ...
 
     def thread_state(self, site: str, thread_url: str) -> ThreadState | None: ...
@@ -125,7 +130,12 @@ class SQLiteStateStore:
         return ArticleState(row[0], row[1], row[2], json.loads(row[3]), row[4] is not None)
 
     def record_article(
-        self, site: str, canonical_url: str, content_hash: str, seen_at: str, volatile: dict[str, Any]
+        self,
+        site: str,
+        canonical_url: str,
+        content_hash: str,
+        seen_at: str,
+        volatile: dict[str, Any],
     ) -> None:
         previous = self.article_state(site, canonical_url)
         first_seen = previous.first_seen if previous and not previous.removed else seen_at
@@ -185,7 +195,14 @@ class SQLiteStateStore:
                 " last_seen = excluded.last_seen, volatile = excluded.volatile,"
                 " removed_at = NULL, removed_status = NULL",
                 [
-                    (site, url, s.content_hash, s.first_seen, s.last_seen, json.dumps(s.volatile, sort_keys=True))
+                    (
+                        site,
+                        url,
+                        s.content_hash,
+                        s.first_seen,
+                        s.last_seen,
+                        json.dumps(s.volatile, sort_keys=True),
+                    )
                     for (site, url), s in self._articles.items()
                 ],
             )
@@ -197,7 +214,10 @@ class SQLiteStateStore:
                 "INSERT INTO threads (site, thread_url, fingerprint, first_seen, last_seen)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, thread_url) DO UPDATE SET"
                 " fingerprint = excluded.fingerprint, last_seen = excluded.last_seen",
-                [(site, url, s.fingerprint, s.first_seen, s.last_seen) for (site, url), s in self._threads.items()],
+                [
+                    (site, url, s.fingerprint, s.first_seen, s.last_seen)
+                    for (site, url), s in self._threads.items()
+                ],
             )
         self._articles.clear()
         self._counters.clear()
@@ -234,7 +254,9 @@ class _Transaction:
         self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
-def open_state_store(state_dir: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE) -> SQLiteStateStore:
+def open_state_store(
+    state_dir: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE
+) -> SQLiteStateStore:
     """Open (creating the directory and file if needed) the store at ``<state_dir>/state.sqlite``."""
     directory = Path(state_dir)
     directory.mkdir(parents=True, exist_ok=True)

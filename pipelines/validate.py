@@ -26,12 +26,16 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 PASS_THROUGH = frozenset({"gone"})
 
 
-def validation_reason(item: dict[str, Any], validators: dict[str, Draft202012Validator]) -> str | None:
+def validation_reason(
+    item: dict[str, Any], validators: dict[str, Draft202012Validator]
+) -> str | None:
     """The first reason ``item`` is invalid (``missing_<field>``, ``invalid_<field>``), or None."""
     kind = item.get("type")
     if kind not in validators:
         return "unknown_type"
-    required = REQUIRED[kind] if not item.get("duplicate_of") else ("url", "canonical_url", "fetched_at")
+    required = (
+        REQUIRED[kind] if not item.get("duplicate_of") else ("url", "canonical_url", "fetched_at")
+    )
     for name in required:
         value = item.get(name)
         if value is None or (isinstance(value, str | list) and not value):
@@ -52,7 +56,9 @@ class ValidatePipeline:
 
     def __init__(self, *, stats: Any = None) -> None:
         self.stats = stats
-        self.validators = {kind: Draft202012Validator(item_json_schema(kind)) for kind in ITEM_KINDS}
+        self.validators = {
+            kind: Draft202012Validator(item_json_schema(kind)) for kind in ITEM_KINDS
+        }
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ValidatePipeline:

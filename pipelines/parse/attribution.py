@@ -15,8 +15,12 @@ _QUOTED = r"[«\"“„]\s*(?P<name>[^»\"”]+?)\s*[»\"”]"
 _SOURCE_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"published by (?:the )?publication\s*" + _QUOTED, re.IGNORECASE),
     re.compile(r"опубликован[аоы]?\s+(?:в\s+)?издани(?:ем|и)\s*" + _QUOTED, re.IGNORECASE),
-    re.compile(r"Оригинал публикации\s*:\s*(?:" + _QUOTED + r"|(?P<bare>[^,.;\n]+))", re.IGNORECASE),
-    re.compile(r"(?:^|\b)(?:source|источник)\s*:\s*(?:" + _QUOTED + r"|(?P<bare2>[^,;\n]+))", re.IGNORECASE),
+    re.compile(
+        r"Оригинал публикации\s*:\s*(?:" + _QUOTED + r"|(?P<bare>[^,.;\n]+))", re.IGNORECASE
+    ),
+    re.compile(
+        r"(?:^|\b)(?:source|источник)\s*:\s*(?:" + _QUOTED + r"|(?P<bare2>[^,;\n]+))", re.IGNORECASE
+    ),
 )
 # A raw value this short without attribution wording is taken as the name itself.
 _MAX_BARE_NAME = 120

@@ -28,6 +28,9 @@ _RELATIVE_WORDS = re.compile(
     r"ago|назад|today|yesterday|сегодня|вчера|позавчера|now|сейчас|только что|tomorrow|завтра",
     re.IGNORECASE,
 )
+# "N units ago" counts elapsed time, so it is computed in UTC: wall-clock
+# arithmetic in the site zone would be off by an hour across a DST change.
+_ELAPSED = re.compile(r"\bago\b|назад", re.IGNORECASE)
 # A date without a year may be up to a day ahead of the reference (clock skew,
 # timezone edges); further ahead means it belongs to the previous year.
 _FUTURE_TOLERANCE = timedelta(days=1)
@@ -130,6 +133,15 @@ def parse_human_date(
     iso = parse_iso(text, tz)
     if iso is not None:
         return iso
+    if _ELAPSED.search(text):
+        utc_ref = reference.astimezone(UTC).replace(tzinfo=None)
+        elapsed = dateparser.parse(
+            text, languages=list(languages), settings={"RELATIVE_BASE": utc_ref}
+        )
+        if elapsed is not None:
+            return (
+                elapsed.replace(tzinfo=UTC) if elapsed.tzinfo is None else elapsed.astimezone(UTC)
+            )
     local_ref = reference.astimezone(tz).replace(tzinfo=None)
     parsed = dateparser.parse(
         text,

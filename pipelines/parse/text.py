@@ -59,9 +59,7 @@ def compile_patterns(patterns: Iterable[str]) -> list[re.Pattern[str]]:
     return [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in patterns]
 
 
-def normalise_paragraphs(
-    value: object, furniture: Sequence[re.Pattern[str]] = ()
-) -> str:
+def normalise_paragraphs(value: object, furniture: Sequence[re.Pattern[str]] = ()) -> str:
     """Clean a multi-paragraph text: paragraphs separated by exactly one blank line."""
     if value is None:
         return ""

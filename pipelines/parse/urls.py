@@ -10,8 +10,22 @@ from w3lib.url import canonicalize_url, url_query_cleaner
 # Click-tracking parameters that never change what a page shows.
 TRACKING_PARAMS: frozenset[str] = frozenset(
     {
-        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "ysclid",
-        "mc_cid", "mc_eid", "igshid", "_openstat", "_ga", "_gl", "twclid", "ttclid",
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "ysclid",
+        "mc_cid",
+        "mc_eid",
+        "igshid",
+        "_openstat",
+        "_ga",
+        "_gl",
+        "twclid",
+        "ttclid",
     }
 )
 _TRACKING_PREFIXES: tuple[str, ...] = ("utm_",)
