@@ -173,6 +173,9 @@ def run_crawl(
         Path(output).parent.mkdir(parents=True, exist_ok=True)
 
     process = CrawlerProcess(scrapy_settings, install_root_handler=False)
+    # Scrapy opens the root logger to every level; keep the crawl's LOG_LEVEL on
+    # the handler the CLI installed.
+    logging.root.setLevel(scrapy_settings.get("LOG_LEVEL", "INFO"))
     crawler = process.create_crawler(spider_cls)
     process.crawl(crawler, profile=profile, start_urls=start_urls or None)
     process.start()

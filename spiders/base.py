@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import scrapy
+import scrapy.exceptions
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.spidermiddlewares.httperror import HttpError
@@ -20,10 +21,18 @@ from w3lib.url import canonicalize_url
 
 from spiders.profile import SiteProfile, find_profile
 
-try:  # Scrapy >= 2.13 names the size-limit cancellation; older ones raise CancelledError.
-    from scrapy.exceptions import DownloadCancelledError
-except ImportError:  # pragma: no cover
-    DownloadCancelledError = CancelledError  # type: ignore[misc,assignment]
+# Newer Scrapy versions wrap Twisted's download errors in their own types; match both.
+_TOO_LARGE: list[type[BaseException]] = [CancelledError]
+_TIMEOUT: list[type[BaseException]] = [TimeoutError, TCPTimedOutError]
+_UNREACHABLE: list[type[BaseException]] = [ConnectionRefusedError, DNSLookupError]
+for _names, _group in (
+    (("DownloadCancelledError",), _TOO_LARGE),
+    (("DownloadTimeoutError",), _TIMEOUT),
+    (("DownloadConnectionRefusedError", "CannotResolveHostError"), _UNREACHABLE),
+):
+    for _name in _names:
+        if hasattr(scrapy.exceptions, _name):
+            _group.append(getattr(scrapy.exceptions, _name))
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +113,12 @@ class ProfileSpider(scrapy.Spider):
             reason = f"http_{failure.value.response.status}"
         elif failure.check(IgnoreRequest):
             reason = "disallowed" if "robots" in str(failure.value).lower() else "ignored"
-        elif failure.check(DownloadCancelledError, CancelledError):
+        elif failure.check(*_TOO_LARGE):
             # The downloader cancels a response past DOWNLOAD_MAXSIZE.
             reason = "too_large"
-        elif failure.check(TimeoutError, TCPTimedOutError):
+        elif failure.check(*_TIMEOUT):
             reason = "timeout"
-        elif failure.check(ConnectionRefusedError, DNSLookupError):
+        elif failure.check(*_UNREACHABLE):
             reason = "unreachable"
         else:
             reason = "download_error"

@@ -83,7 +83,7 @@ def format_summary(summary: Any) -> str:
         f"{summary.site} {summary.kind}: {summary.status} ({summary.finish_reason})",
         f"  pages {summary.pages}  items {summary.items}  errors {summary.errors}",
     ]
-    counts = [f"{name} {stats[f'newsvault/items/{name}']}" for name in _SUMMARY_COUNTS if f"newsvault/items/{name}" in stats]
+    counts = [f"{name} {stats[f'newsvault/{name}']}" for name in _SUMMARY_COUNTS if f"newsvault/{name}" in stats]
     if counts:
         lines.append("  " + "  ".join(counts))
     skipped = sorted((k.removeprefix("newsvault/pages/"), v) for k, v in stats.items() if k.startswith("newsvault/pages/"))
