@@ -1,0 +1,407 @@
+"""Item pipelines as units: clean, validate, dedupe, change tracking (real stats collector)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.exceptions import DropItem
+from scrapy.statscollectors import MemoryStatsCollector
+from scrapy.utils.test import get_crawler
+
+from newsvault import SCHEMA_VERSION
+from pipelines.changes import ChangeTrackingPipeline
+from pipelines.clean import CleanPipeline
+from pipelines.dedupe import DedupePipeline
+from pipelines.validate import ValidatePipeline
+
+BASE = "http://127.0.0.1:8000"
+NOTE = (
+    'The original article was published by the publication "Dune-e Ektesad", and the point of view '
+    "given by the author may not coincide (in whole or in part) with the point of view of the "
+    "editorial board."
+)
+WORDS = ["Putin's", "visit", "to", "Minsk", "caused", "a", "panic", "attack", "among", "observers", "of", "the", "region", "while", "the", "meeting", "was", "overgrown", "with", "speculation", "and", "hypotheses", "about", "the", "unified", "position", "of", "Belarus", "and", "Russia", "and", "the", "world", "press", "began", "to", "assert", "that", "the", "purpose", "of", "the", "visit", "was", "not", "a", "routine", "communication", "but", "something", "much", "more", "serious", "according", "to", "many", "experts"]
+
+
+@dataclass
+class Furniture:
+    strip_patterns: list[str] = field(default_factory=lambda: [r"^InoSMI materials contain.*$"])
+
+
+@dataclass
+class Profile:
+    """The attributes the clean pipeline reads from spiders.profile.SiteProfile."""
+
+    timezone: str = "Europe/Moscow"
+    language: str | None = None
+    reply_pattern: str | None = '^Ответ на "(?P<title>.*)"$'
+    furniture: Furniture = field(default_factory=Furniture)
+
+
+@pytest.fixture
+def stats() -> MemoryStatsCollector:
+    return MemoryStatsCollector(get_crawler())
+
+
+def text(seed: int, n: int = 60) -> str:
+    """A deterministic paragraph of ``n`` words, different per seed."""
+    return " ".join(f"{WORDS[(i * 7 + seed) % len(WORDS)]}{seed}" for i in range(n))
+
+
+def raw_article(article_id: int = 5, **overrides: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "type": "article",
+        "site": "sample",
+        "url": f"{BASE}/news/{article_id}-visit.html",
+        "canonical_url": f"{BASE}/news/{article_id}-visit.html",
+        "title": " The secret of Putin's\u00a0visit ",
+        "lead": "Akharin Khabar:  a lead.",
+        "body": f"{NOTE}\n\n{text(article_id)}\n\n\nSecond  paragraph.\n\nInoSMI materials contain ratings",
+        "authors": ["Akharin Khabar", "Akharin Khabar"],
+        "published_at": "2026-12-30T15:30:00+03:00",
+        "published_raw": "30.12.2026 15:30",
+        "modified_at": None,
+        "section": "Analytics",
+        "tags": ["Belarus", "Russia"],
+        "image_url": f"/img/{article_id}.jpg",
+        "image_credit": "Image source: © РИА Новости Павел Бедняков",
+        "source_name": NOTE,
+        "source_url": "https://example.org/original",
+        "views": "1 020",
+        "comment_count": "0",
+        "language": "en",
+        "fetched_at": "2026-12-31T06:00:05+00:00",
+        "_request_url": f"{BASE}/news/{article_id}-visit.html?utm_source=front&utm_medium=list",
+        "_server_date": "2026-12-31T06:00:00Z",
+        "_extraction": "selectors",
+    }
+    item.update(overrides)
+    return item
+
+
+def raw_discussion(thread_id: int = 7, **overrides: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "type": "discussion",
+        "site": "sample",
+        "list_url": f"{BASE}/discussions/?page=2",
+        "position": 21,
+        "thread_url": f"/threads/{thread_id}",
+        "title": 'Ответ на "«Снаряд прошил весь танк и вышел через корму»"',
+        "last_activity_raw": "31.12 23:50",
+        "comment_count": "4 919",
+        "fetched_at": "2027-01-01T00:10:00Z",
+        "_server_date": "Fri, 01 Jan 2027 00:10:00 GMT",
+    }
+    item.update(overrides)
+    return item
+
+
+def cleaner(stats: Any = None) -> CleanPipeline:
+    return CleanPipeline.from_profile(Profile(), stats=stats)
+
+
+# --- clean --------------------------------------------------------------------
+def test_clean_article_matches_the_clean_contract() -> None:
+    item = cleaner().process_item(raw_article(_request_url=f"{BASE}/x?utm_source=y"))
+    assert item["title"] == "The secret of Putin's visit"
+    assert item["body"] == f"{text(5)}\n\nSecond paragraph."
+    assert item["lead"] == "Akharin Khabar: a lead."
+    assert item["published_at"] == "2026-12-30T12:30:00Z"
+    assert item["published_raw"] == "30.12.2026 15:30"
+    assert (item["views"], item["comment_count"]) == (1020, 0)
+    assert item["image_credit"] == "РИА Новости Павел Бедняков"
+    assert item["source_name"] == "Dune-e Ektesad"
+    assert item["image_url"] == f"{BASE}/img/5.jpg"
+    assert item["authors"] == ["Akharin Khabar"]
+    assert item["fetched_at"] == "2026-12-31T06:00:05Z"
+    assert item["schema_version"] == SCHEMA_VERSION
+    assert len(item["content_hash"]) == 64
+    assert not [k for k in item if k.startswith("_")]
+    json.dumps(item)
+
+
+def test_clean_canonicalises_and_prefers_rel_canonical() -> None:
+    item = cleaner().process_item(
+        raw_article(
+            url=f"{BASE}/print/5.html?utm_source=a#top", canonical_url=f"{BASE}/news/5-visit.html"
+        )
+    )
+    assert item["url"] == f"{BASE}/print/5.html"
+    assert item["canonical_url"] == f"{BASE}/news/5-visit.html"
+
+
+def test_counters_never_change_the_content_hash() -> None:
+    first = cleaner().process_item(raw_article(views="10"))
+    second = cleaner().process_item(raw_article(views="1,5K", comment_count="12"))
+    edited = cleaner().process_item(raw_article(title="A new title"))
+    assert first["content_hash"] == second["content_hash"] != edited["content_hash"]
+
+
+def test_relative_visible_date_uses_server_date_and_site_zone() -> None:
+    item = cleaner().process_item(raw_article(published_at=None, published_raw="вчера в 18:05"))
+    assert item["published_at"] == "2026-12-30T15:05:00Z"
+    assert item["published_raw"] == "вчера в 18:05"
+
+
+def test_source_note_in_body_names_the_source_when_the_spider_did_not() -> None:
+    item = cleaner().process_item(raw_article(source_name=None))
+    assert item["source_name"] == "Dune-e Ektesad"
+    assert "original article" not in item["body"]
+
+
+def test_unparseable_counter_is_none_and_counted(stats: MemoryStatsCollector) -> None:
+    item = cleaner(stats).process_item(raw_article(views="n/a"))
+    assert item["views"] is None
+    assert stats.get_value("newsvault/clean/unparsed_counter") == 1
+
+
+def test_clean_discussion_entry_across_new_year() -> None:
+    item = cleaner().process_item(raw_discussion())
+    assert item["thread_url"] == f"{BASE}/threads/7"
+    assert item["last_activity_at"] == "2026-12-31T20:50:00Z"
+    assert item["last_activity_raw"] == "31.12 23:50"
+    assert item["comment_count"] == 4919
+    assert item["is_reply"] is True
+    assert item["reply_to_title"] == "«Снаряд прошил весь танк и вышел через корму»"
+    assert "_server_date" not in item
+
+
+def test_default_reply_patterns_without_profile() -> None:
+    item = CleanPipeline().process_item(raw_discussion(title="Re: Lame Duck"))
+    assert (item["is_reply"], item["reply_to_title"]) == (True, "Lame Duck")
+    plain = CleanPipeline().process_item(raw_discussion(title="О «западной» школе"))
+    assert (plain["is_reply"], plain["reply_to_title"]) == (False, None)
+
+
+def test_profile_without_furniture_or_timezone_is_read_defensively() -> None:
+    class Bare:
+        pass
+
+    item = CleanPipeline.from_profile(Bare()).process_item(raw_article(published_at=None))
+    assert item["published_at"] == "2026-12-30T15:30:00Z"  # read as UTC
+
+
+# --- validate -------------------------------------------------------------------
+def test_valid_items_pass(stats: MemoryStatsCollector) -> None:
+    validate = ValidatePipeline(stats=stats)
+    assert validate.process_item(cleaner().process_item(raw_article()))["type"] == "article"
+    assert validate.process_item(cleaner().process_item(raw_discussion()))["type"] == "discussion"
+    assert stats.get_value("newsvault/dropped") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (raw_article(title="  "), "missing_title"),
+        (raw_article(body="Реклама Купите"), "missing_body"),
+        (raw_article(fetched_at=None), "missing_fetched_at"),
+        (raw_article(language="english (US)!"), "invalid_language"),
+        (raw_discussion(last_activity_raw="soon"), "missing_last_activity_at"),
+        (raw_discussion(title=""), "missing_title"),
+        ({"type": "poll", "url": BASE}, "unknown_type"),
+    ],
+)
+def test_invalid_items_are_dropped_and_counted(
+    raw: dict[str, Any], reason: str, stats: MemoryStatsCollector
+) -> None:
+    with pytest.raises(DropItem, match=reason):
+        ValidatePipeline(stats=stats).process_item(cleaner().process_item(raw))
+    assert stats.get_value(f"newsvault/dropped/{reason}") == 1
+
+
+def test_negative_counter_breaks_the_schema(stats: MemoryStatsCollector) -> None:
+    item = cleaner().process_item(raw_article())
+    item["views"] = -1
+    with pytest.raises(DropItem):
+        ValidatePipeline(stats=stats).process_item(item)
+    assert stats.get_value("newsvault/dropped/invalid_views") == 1
+
+
+# --- dedupe ---------------------------------------------------------------------
+def dedupe_all(
+    items: list[dict[str, Any]], stats: Any, threshold: float = 0.8
+) -> list[dict[str, Any]]:
+    dedupe, out = DedupePipeline(threshold=threshold, stats=stats), []
+    for raw in items:
+        try:
+            out.append(dedupe.process_item(cleaner().process_item(raw)))
+        except DropItem:
+            pass
+    return out
+
+
+def test_same_canonical_url_kept_once(stats: MemoryStatsCollector) -> None:
+    out = dedupe_all(
+        [raw_article(5), raw_article(5, url=f"{BASE}/print/5.html"), raw_article(6)], stats
+    )
+    assert [i["canonical_url"] for i in out] == [
+        f"{BASE}/news/5-visit.html",
+        f"{BASE}/news/6-visit.html",
+    ]
+    assert stats.get_value("newsvault/duplicates") == 1
+
+
+def test_exact_reprint_becomes_a_slim_record(stats: MemoryStatsCollector) -> None:
+    body = text(42)
+    first, second = dedupe_all(
+        [raw_article(1, body=body), raw_article(2, body=body, views="5")], stats
+    )
+    assert "duplicate_of" not in first
+    assert second["duplicate_of"] == f"{BASE}/news/1-visit.html"
+    assert set(second) == {
+        "type",
+        "site",
+        "url",
+        "canonical_url",
+        "title",
+        "duplicate_of",
+        "content_hash",
+        "fetched_at",
+        "schema_version",
+    }
+    assert stats.get_value("newsvault/duplicates") == 1
+    ValidatePipeline().process_item(second)  # the slim shape is valid
+
+
+def test_near_duplicate_linked_and_different_articles_not(stats: MemoryStatsCollector) -> None:
+    words = text(3, 200).split()
+    edited = list(words)
+    edited[50] = "changed"
+    edited[150] = "edited"
+    out = dedupe_all(
+        [
+            raw_article(1, body=" ".join(words)),
+            raw_article(2, body=" ".join(edited), title="A syndicated copy"),
+            raw_article(3, body=text(9, 200)),
+        ],
+        stats,
+    )
+    assert out[1]["near_duplicate_of"] == f"{BASE}/news/1-visit.html"
+    assert "near_duplicate_of" not in out[0] and "near_duplicate_of" not in out[2]
+    assert stats.get_value("newsvault/near_duplicates") == 1
+
+
+def test_threshold_comes_from_settings(stats: MemoryStatsCollector) -> None:
+    crawler = get_crawler(settings_dict={"NEWSVAULT_NEAR_DUPLICATE_THRESHOLD": 0.95})
+    assert DedupePipeline.from_crawler(crawler).threshold == 0.95
+    words = text(3, 100).split()
+    half = words[:50] + text(8, 50).split()
+    loose = dedupe_all(
+        [raw_article(1, body=" ".join(words)), raw_article(2, body=" ".join(half))], stats, 0.2
+    )
+    assert loose[1]["near_duplicate_of"] == f"{BASE}/news/1-visit.html"
+    strict = dedupe_all(
+        [raw_article(1, body=" ".join(words)), raw_article(2, body=" ".join(half))], stats, 0.9
+    )
+    assert "near_duplicate_of" not in strict[1]
+    with pytest.raises(ValueError):
+        DedupePipeline(threshold=0)
+
+
+def test_discussion_thread_seen_twice_in_a_run(stats: MemoryStatsCollector) -> None:
+    out = dedupe_all([raw_discussion(7), raw_discussion(7, position=3), raw_discussion(8)], stats)
+    assert [i["thread_url"] for i in out] == [f"{BASE}/threads/7", f"{BASE}/threads/8"]
+    assert stats.get_value("newsvault/duplicates/discussion") == 1
+
+
+# --- change tracking --------------------------------------------------------------
+def run_changes(
+    state_dir: Path, raws: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    stats = MemoryStatsCollector(get_crawler())
+    pipeline = ChangeTrackingPipeline(state_dir=state_dir, stats=stats)
+    pipeline.open_spider()
+    out = []
+    try:
+        for raw in raws:
+            try:
+                out.append(pipeline.process_item(cleaner().process_item(raw)))
+            except DropItem:
+                pass
+    finally:
+        pipeline.close_spider()
+    return out, stats.get_stats()
+
+
+def test_articles_new_then_unchanged_then_updated(tmp_path: Path) -> None:
+    run1, stats1 = run_changes(tmp_path, [raw_article(1), raw_article(2)])
+    assert [i["change"] for i in run1] == ["new", "new"]
+    assert stats1["newsvault/new"] == 2 and stats1["newsvault/new/article"] == 2
+    run2, stats2 = run_changes(
+        tmp_path,
+        [raw_article(1, views="9 999", comment_count="7"), raw_article(2, body="Edited body.")],
+    )
+    assert [i["change"] for i in run2] == ["unchanged", "updated"]
+    assert (stats2["newsvault/unchanged"], stats2["newsvault/updated"]) == (1, 1)
+    assert "newsvault/new" not in stats2
+
+
+def test_discussions_move_on_new_comments(tmp_path: Path) -> None:
+    run_changes(tmp_path, [raw_discussion(7), raw_discussion(8)])
+    run2, stats = run_changes(
+        tmp_path,
+        [
+            raw_discussion(7, comment_count="4920", last_activity_raw="01.01 03:05"),
+            raw_discussion(8, position=2),
+        ],
+    )
+    assert [i["change"] for i in run2] == ["updated", "unchanged"]
+    assert stats["newsvault/updated/discussion"] == 1
+
+
+def test_gone_known_article_counted_removed_and_dropped(tmp_path: Path) -> None:
+    run_changes(tmp_path, [raw_article(1), raw_article(2)])
+    gone = {
+        "type": "gone",
+        "site": "sample",
+        "url": f"{BASE}/news/2-visit.html?utm_source=x",
+        "status": 410,
+        "fetched_at": "2026-12-31T12:00:00Z",
+    }
+    unknown = dict(gone, url=f"{BASE}/news/404-missing.html", status=404)
+    out, stats = run_changes(tmp_path, [gone, unknown, raw_article(1)])
+    assert [i["canonical_url"] for i in out] == [f"{BASE}/news/1-visit.html"]
+    assert stats["newsvault/removed"] == 1
+    assert stats["newsvault/removed_urls"] == [f"{BASE}/news/2-visit.html"]
+    assert stats["newsvault/gone_unknown"] == 1
+    json.dumps(stats, default=str)
+    # Removed once is not removed again; a removed URL that comes back is new.
+    _, again = run_changes(tmp_path, [gone])
+    assert "newsvault/removed" not in again
+    back, _ = run_changes(tmp_path, [raw_article(2)])
+    assert back[0]["change"] == "new"
+
+
+def test_deleting_the_state_dir_makes_everything_new(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    run_changes(state, [raw_article(1), raw_discussion(7)])
+    for child in state.iterdir():
+        child.unlink()
+    state.rmdir()
+    out, stats = run_changes(state, [raw_article(1), raw_discussion(7)])
+    assert [i["change"] for i in out] == ["new", "new"]
+    assert stats["newsvault/new"] == 2
+
+
+def test_slim_duplicate_records_are_tracked_too(tmp_path: Path) -> None:
+    body = text(11)
+    raws = [raw_article(1, body=body), raw_article(2, body=body)]
+    dedupe = DedupePipeline()
+    items = [dedupe.process_item(cleaner().process_item(r)) for r in raws]
+    pipeline = ChangeTrackingPipeline(state_dir=tmp_path)
+    out = [pipeline.process_item(i) for i in items]
+    pipeline.close_spider()
+    assert [i["change"] for i in out] == ["new", "new"]
+    assert "duplicate_of" in out[1]
+
+
+def test_from_crawler_reads_the_state_dir_setting(tmp_path: Path) -> None:
+    crawler = get_crawler(settings_dict={"NEWSVAULT_STATE_DIR": str(tmp_path / "s")})
+    pipeline = ChangeTrackingPipeline.from_crawler(crawler)
+    pipeline.open_spider()
+    pipeline.close_spider()
+    assert (tmp_path / "s" / "state.sqlite").is_file()
