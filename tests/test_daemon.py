@@ -1,0 +1,332 @@
+"""The daemon as a real process: real child crawls against the sample site on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from scheduler.history import RunRecord, open_history, parse_iso
+from tests.plugins.cli import FAST_CRAWL_ENV, child_env, run_newsvault
+
+INTERVAL = 5
+
+
+@pytest.fixture(scope="module")
+def site_url() -> Iterator[str]:
+    """A small sample site (its own process) shared by the tests of this module."""
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "samplesite", "--port", "0", "--articles", "40", "--tick", "0"],
+        stdout=subprocess.PIPE, text=True, env=child_env(),
+    )
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip().rstrip("/")
+    if not url.startswith("http"):
+        proc.kill()
+        pytest.fail("the sample site did not print its URL")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class DaemonHarness:
+    """A state dir, archive and config under tmp_path, and daemons started on them."""
+
+    root: Path
+    site_url: str
+    env: dict[str, str]
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.root / "archive"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "newsvault.toml"
+
+    def write_config(self, *, articles: int | None = None, discussions: int | None = INTERVAL,
+                     shutdown_grace: int = 30, crawl_timeout: int = 120) -> None:
+        lines = [
+            f'[archive]\nurl = "{self.archive_dir}"', f'[state]\ndir = "{self.state_dir}"',
+            f"[daemon]\nshutdown_grace_seconds = {shutdown_grace}\n"
+            f"crawl_timeout_seconds = {crawl_timeout}\nmisfire_grace_seconds = 30",
+        ]
+        for kind, every in (("articles", articles), ("discussions", discussions)):
+            if every:
+                lines.append(f"[schedules.sample.{kind}]\ninterval_seconds = {every}")
+            else:
+                lines.append(f"[schedules.sample.{kind}]\nenabled = false")
+        self.config.write_text("\n\n".join(lines) + "\n", encoding="utf-8")
+
+    def start(self, *extra: str) -> subprocess.Popen[str]:
+        log = open(self.root / "daemon.log", "a", encoding="utf-8")  # noqa: SIM115
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "scheduler", "daemon", "--config", str(self.config),
+             "--start-url", f"sample:articles={self.site_url}/",
+             "--start-url", f"sample:discussions={self.site_url}/discussions/", *extra],
+            stdout=log, stderr=subprocess.STDOUT, text=True, env=child_env(self.env), cwd=self.root,
+        )
+        log.close()
+        return proc
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return run_newsvault(*args, "--config", str(self.config), env=self.env, cwd=self.root,
+                             timeout=timeout)
+
+    def runs(self) -> list[RunRecord]:
+        history = open_history(self.state_dir)
+        try:
+            return history.list_runs(limit=None)
+        finally:
+            history.close()
+
+    def wait_for(self, predicate: Callable[[list[RunRecord]], bool], timeout: float) -> list[RunRecord]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.runs() if (self.state_dir / "history.sqlite").exists() else []
+            if predicate(runs):
+                return runs
+            time.sleep(0.2)
+        pytest.fail(f"timed out waiting; runs: {[(r.job_id, r.status) for r in self.runs()]}\n"
+                    + self.daemon_log())
+
+    def daemon_log(self) -> str:
+        path = self.root / "daemon.log"
+        return path.read_text(encoding="utf-8")[-4000:] if path.exists() else ""
+
+    def snapshot_ids(self) -> set[str]:
+        """Snapshot ids `newsvault snapshots --json` lists (one object per line, or a list)."""
+        out = self.cli("snapshots", "--json")
+        assert out.returncode == 0, out.stderr
+        text = out.stdout.strip()
+        if not text:
+            return set()
+        rows = json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines()]
+        return {str(r.get("snapshot_id") or r.get("id")) for r in rows}
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+    proc.send_signal(sig)
+    return proc.wait(timeout=timeout)
+
+
+@pytest.fixture
+def harness(tmp_path: Path, site_url: str) -> Iterator[DaemonHarness]:
+    h = DaemonHarness(root=tmp_path, site_url=site_url, env=dict(FAST_CRAWL_ENV))
+    yield h
+
+
+def _started(runs: list[RunRecord], job: str) -> list[RunRecord]:
+    return [r for r in runs if r.job_id == job and r.started_at]
+
+
+def _assert_no_overlap(runs: list[RunRecord]) -> None:
+    by_job: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        if run.started_at and run.finished_at:
+            by_job.setdefault(run.job_id, []).append(run)
+    for job_runs in by_job.values():
+        job_runs.sort(key=lambda r: r.started_at or "")
+        for before, after in zip(job_runs, job_runs[1:]):
+            assert parse_iso(after.started_at) >= parse_iso(before.finished_at), (before, after)
+
+
+@pytest.mark.slow
+def test_schedule_soak_trigger_metrics_and_restart(harness: DaemonHarness) -> None:
+    """Two minutes at 5-second intervals: runs as planned, no overlap, every snapshot listed."""
+    harness.write_config(discussions=INTERVAL)
+    proc = harness.start("--metrics-port", "0")
+    try:
+        harness.wait_for(lambda rs: any(r.status == "ok" for r in rs), timeout=40)
+        window_start = time.time()
+        time.sleep(50)
+
+        # A manual run through the running daemon is recorded as such.
+        out = harness.cli("trigger", "sample", "--kind", "discussions", "--timeout", "60")
+        assert out.returncode == 0, out.stdout + out.stderr + harness.daemon_log()
+        manual = [r for r in harness.runs() if r.trigger == "manual"]
+        assert len(manual) == 1 and manual[0].status == "ok"
+        listed = harness.cli("runs", "sample", "--json", "--limit", "500")
+        rows = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert {"job_id", "site", "kind", "trigger", "planned_at", "started_at", "finished_at",
+                "status", "snapshot_id"} <= set(rows[0])
+        assert any(row["trigger"] == "manual" for row in rows)
+
+        host, port = (harness.state_dir / "metrics.addr").read_text().strip().rsplit(":", 1)
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=5) as resp:
+            health = json.loads(resp.read())
+        assert health["ok"] is True and health["scheduler_running"] is True
+        assert [j["id"] for j in health["jobs"]] == ["sample:discussions"]
+        assert health["jobs"][0]["last_run"] is not None
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+        assert 'newsvault_runs_total{job="sample:discussions",status="ok"}' in metrics
+        assert "newsvault_run_duration_seconds_bucket" in metrics
+
+        time.sleep(max(0.0, window_start + 115 - time.time()))
+        window_end = time.time()
+        assert stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    runs = harness.runs()
+    scheduled = [r for r in _started(runs, "sample:discussions") if r.trigger != "manual"
+                 and window_start <= parse_iso(r.planned_at).timestamp() < window_end]
+    planned = int((window_end - window_start) // INTERVAL)
+    skipped = [r for r in runs if r.status in ("skipped-overlap", "missed")]
+    assert abs(len(scheduled) + len(skipped) - planned) <= 1, (planned, len(scheduled), len(skipped))
+    # A scheduled run that falls while the manual one runs is skipped, never overlapped.
+    assert abs(len(scheduled) - planned) <= 1 + len(manual), (planned, [(r.planned_at, r.status) for r in runs])
+    _assert_no_overlap(runs)
+    ok = [r for r in runs if r.status == "ok"]
+    assert ok and all(r.snapshot_id for r in ok)
+    listed_ids = harness.snapshot_ids()
+    missing = {r.snapshot_id for r in ok} - listed_ids
+    assert not missing, missing
+
+    # Restart: the job store still holds exactly one job per (site, kind).
+    proc = harness.start()
+    try:
+        harness.wait_for(lambda rs: len(rs) > len(runs), timeout=30)
+        jobs = [json.loads(line) for line in harness.cli("jobs", "--json").stdout.splitlines()]
+        assert [j["job_id"] for j in jobs] == ["sample:discussions"]
+        assert jobs[0]["in_job_store"] and jobs[0]["daemon_running"]
+        with sqlite3.connect(harness.state_dir / "jobs.sqlite") as db:
+            ids = [row[0] for row in db.execute("SELECT id FROM apscheduler_jobs")]
+        assert ids == ["sample:discussions"]
+        assert stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_second_daemon_on_one_state_dir_refuses(harness: DaemonHarness) -> None:
+    harness.write_config(discussions=3600)
+    first = harness.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not (harness.state_dir / "daemon.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = harness.cli("daemon", timeout=30)
+        assert second.returncode == 1
+        assert "another newsvault daemon is running on" in second.stderr
+        assert str(harness.state_dir) in second.stderr
+        assert first.poll() is None
+        assert stop(first) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+
+def _slow_crawl_env(harness: DaemonHarness) -> None:
+    # Slow the crawl down so a signal lands while it runs.
+    harness.env["NEWSVAULT_CRAWL_DOWNLOAD_DELAY_SECONDS"] = "0.3"
+    harness.env["NEWSVAULT_CRAWL_CONCURRENCY_PER_DOMAIN"] = "1"
+
+
+def test_sigkill_mid_run_then_restart_records_failed_and_continues(harness: DaemonHarness) -> None:
+    _slow_crawl_env(harness)
+    harness.write_config(articles=3600, discussions=None)
+    proc = harness.start("--run-now")
+    try:
+        harness.wait_for(lambda rs: any(r.status == "running" for r in rs), timeout=30)
+        time.sleep(2)
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    interrupted = [r for r in harness.runs() if r.status == "running"]
+    assert len(interrupted) == 1
+
+    harness.env["NEWSVAULT_CRAWL_DOWNLOAD_DELAY_SECONDS"] = "0"
+    harness.env["NEWSVAULT_CRAWL_CONCURRENCY_PER_DOMAIN"] = "16"
+    harness.write_config(articles=3600, discussions=INTERVAL)
+    proc = harness.start()
+    try:
+        runs = harness.wait_for(
+            lambda rs: any(r.job_id == "sample:discussions" and r.status == "ok" for r in rs), timeout=60)
+        assert stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    runs = harness.runs()
+    old = next(r for r in runs if r.run_id == interrupted[0].run_id)
+    assert old.status == "failed" and old.error == "daemon stopped during the run"
+    # Only one articles job, and it was not run twice at once.
+    _assert_no_overlap(runs)
+    # Whatever the killed crawl left is either a complete snapshot or not listed at all.
+    listed = harness.snapshot_ids()
+    out = harness.cli("verify", "--all") if listed else None
+    if out is not None and "unrecognized arguments" not in out.stderr:
+        assert out.returncode == 0, out.stdout + out.stderr
+    for manifest_dir in (harness.archive_dir / "snapshots").rglob("*"):
+        if manifest_dir.is_dir() and manifest_dir.name in listed:
+            assert (manifest_dir / "manifest.json").is_file()
+
+
+def test_sigterm_during_crawl_exits_within_grace_and_keeps_snapshot(harness: DaemonHarness) -> None:
+    _slow_crawl_env(harness)
+    grace = 2
+    harness.write_config(articles=3600, discussions=None, shutdown_grace=grace)
+    proc = harness.start("--run-now")
+    try:
+        harness.wait_for(lambda rs: any(r.status == "running" for r in rs), timeout=30)
+        time.sleep(2)
+        began = time.monotonic()
+        code = stop(proc, timeout=60)
+        took = time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0
+    # The grace, plus the crawl's own time to close after SIGTERM (bounded by the kill grace).
+    assert took < grace + 10 + 5, took
+    [run] = harness.runs()
+    assert run.status in ("ok", "failed")
+    assert run.finished_at is not None
+    assert run.snapshot_id, harness.daemon_log()
+    assert run.snapshot_state in ("committed", "spooled"), run
+    if run.snapshot_state == "committed":
+        assert run.snapshot_id in harness.snapshot_ids()
+    else:
+        spool = harness.state_dir / "spool"
+        assert any(p.name.startswith(run.snapshot_id) for p in spool.rglob("*")), run
+
+
+def test_trigger_without_daemon_runs_here_and_is_recorded(harness: DaemonHarness) -> None:
+    harness.write_config(discussions=INTERVAL)
+    out = harness.cli("trigger", "sample", "--kind", "discussions",
+                      "--start-url", f"{harness.site_url}/discussions/")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "no daemon" in out.stdout
+    [run] = harness.runs()
+    assert run.trigger == "manual" and run.status == "ok" and run.snapshot_id
+    assert Path(run.log_path or "").is_file()
+    assert os.path.commonpath([run.log_path, harness.state_dir]) == str(harness.state_dir)
