@@ -84,9 +84,16 @@ class ArticlesSpider(ProfileSpider):
             )
 
     # --- discovery -----------------------------------------------------------
-    def article_request(self, url: str, discovered_on: str | None = None) -> scrapy.Request | None:
-        """A request for an article URL not requested yet, or None."""
-        if not self.in_scope(url) or not self.profile.is_article_url(url):
+    def article_request(self, url: str, listed: bool = False) -> scrapy.Request | None:
+        """A request for an article URL not requested yet, or None.
+
+        ``listed``: the link came from the profile's listing selectors, so the
+        site presents it as an article even when the URL does not look like one
+        (print copies, redirects); the response decides (canonical URL, final URL).
+        """
+        if not self.in_scope(url):
+            return None
+        if not listed and not self.profile.is_article_url(url):
             return None
         key = url_key(url)
         if key in self._requested:
@@ -151,11 +158,12 @@ class ArticlesSpider(ProfileSpider):
         config = self.profile.articles
         root = response.selector
         hrefs = links(root, config.listing, response.url) if config.listing else []
+        listed = bool(hrefs)
         if not hrefs:
             # No listing selector or it found nothing: any link that looks like an article.
             hrefs = links(root, _ALL_LINKS, response.url)
         for url in hrefs:
-            request = self.article_request(url, response.url)
+            request = self.article_request(url, listed=listed)
             if request is not None:
                 yield request
         page = int(response.meta.get("nv_page", 1))
@@ -200,7 +208,20 @@ class ArticlesSpider(ProfileSpider):
         if not item["title"] and not item["body"]:
             self.count_page("empty", response.url)
             return
-        key = url_key(item["canonical_url"] or response.url)
+        canonical = item["canonical_url"]
+        here = url_key(response.url)
+        if not self.profile.is_article_url(response.url) and not (canonical and self.profile.is_article_url(canonical)):
+            self.count_page("not_article", response.url)
+            return
+        if canonical and url_key(canonical) != here and self.in_scope(canonical) and self.profile.is_article_url(canonical):
+            # A second address of an article (print copy): the canonical page is the one archived.
+            self.count_page("non_canonical", response.url)
+            self._yielded.add(here)
+            request = self.article_request(canonical)
+            if request is not None:
+                yield request
+            return
+        key = url_key(canonical or response.url)
         if key in self._yielded:
             # The same article reached again (redirect, print copy, tracking parameters).
             self.count_page("duplicate", response.url)
