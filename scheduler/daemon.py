@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ def make_scheduler(config: Config, max_workers: int = 8) -> BackgroundScheduler:
         executors={"default": PlannedTimeExecutor(max_workers=max_workers)},
         job_defaults={"coalesce": True, "max_instances": 1,
                       "misfire_grace_time": config.daemon.misfire_grace_seconds},
-        timezone=timezone.utc,
+        timezone=UTC,
     )
 
 
@@ -321,7 +321,7 @@ def stored_jobs(config: Config) -> dict[str, Job]:
     url = config.jobstore_url
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
         return {}
-    store.start(BackgroundScheduler(timezone=timezone.utc), "default")
+    store.start(BackgroundScheduler(timezone=UTC), "default")
     try:
         return {job.id: job for job in store.get_all_jobs()}
     finally:

@@ -51,7 +51,7 @@ interval_seconds = 180
 
 def start_sample_site(articles: int) -> tuple[subprocess.Popen[str], str]:
     """Start the sample site on a free loopback port; return the process and its base URL."""
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    proc = subprocess.Popen(
         [sys.executable, "-m", "samplesite", "--port", "0", "--articles", str(articles),
          "--clock", "now", "--tick-every", "60"],
         stdout=subprocess.PIPE, text=True,

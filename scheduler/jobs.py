@@ -220,7 +220,8 @@ def summary_counts(summary: dict[str, Any]) -> dict[str, int]:
     extra = summary.get("counts")
     if isinstance(extra, dict):
         counts.update({k: v for k, v in extra.items() if isinstance(v, int)})
-    stats = summary.get("stats") if isinstance(summary.get("stats"), dict) else {}
+    raw_stats = summary.get("stats")
+    stats: dict[str, Any] = raw_stats if isinstance(raw_stats, dict) else {}
     for key, value in sorted(stats.items()):
         if not isinstance(value, int) or not key.startswith("newsvault/"):
             continue

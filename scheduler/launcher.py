@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -124,7 +123,7 @@ class Launcher:
             log_file.write(("$ " + " ".join(cmd) + "\n").encode())
             log_file.flush()
             preexec = _die_with_parent if sys.platform.startswith("linux") else None
-            proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 pass_fds=tuple(pass_fds), preexec_fn=preexec,  # noqa: PLW1509
                 start_new_session=True,

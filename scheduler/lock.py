@@ -12,6 +12,7 @@ import fcntl
 import os
 import re
 from pathlib import Path
+from typing import Self
 
 from newsvault.errors import DaemonLockedError
 
@@ -75,7 +76,7 @@ class DaemonLock(FileLock):
             holder = self.holder()
             raise DaemonLockedError(self.state_dir, f"pid {holder}" if holder else "")
 
-    def __enter__(self) -> DaemonLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

@@ -117,7 +117,7 @@ class MetricsServer:
 def _make_handler(registry: CollectorRegistry,
                   health: Callable[[], dict[str, Any]]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
                 data = health()
@@ -135,7 +135,7 @@ def _make_handler(registry: CollectorRegistry,
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             log.debug("metrics: " + format, *args)
 
     return Handler

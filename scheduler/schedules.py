@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-import tomllib
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -103,81 +101,37 @@ def build_trigger(
     )
 
 
-def _profile_schedules(config: Config) -> tuple[dict[str, dict[str, tuple[dict[str, Any], str]]], list[str] | None]:
-    """Schedules declared by site profiles: {site: {kind: (fields, source)}}, and known site names.
+def _profile_schedules(config: Config) -> tuple[dict[tuple[str, str], tuple[dict[str, Any], str]], list[str]]:
+    """Schedules declared by site profiles: {(site, kind): (set fields, profile file)}, and site names."""
+    from spiders.profile import list_profiles
 
-    Uses ``spiders.profile.list_profiles`` when it exists; otherwise reads the
-    TOML files directly so a daemon can run before profile loading is complete.
-    """
-    found: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
-    try:
-        from spiders.profile import list_profiles
-    except ImportError:
-        list_profiles = None
-    if list_profiles is not None:
-        names = []
-        for profile in list_profiles(config.sites_dir):
-            names.append(profile.name)
-            holder = getattr(profile, "schedule", None) or getattr(profile, "schedules", None)
-            for kind in KINDS:
-                value = _get(holder, kind)
-                if value is not None:
-                    found.setdefault(profile.name, {})[kind] = (
-                        _as_dict(value),
-                        str(getattr(profile, "path", config.sites_dir)),
-                    )
-        return found, names
-
-    sites_dir = config.sites_dir
-    if not sites_dir.is_dir():
-        return found, None
+    found: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
     names = []
-    for path in sorted(sites_dir.glob("*.toml")):
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(path, "-", f"cannot read site profile: {exc}") from exc
-        name = str(data.get("name", path.stem))
-        names.append(name)
-        schedule = data.get("schedule", {})
+    for profile in list_profiles(config.sites_dir):
+        names.append(profile.name)
         for kind in KINDS:
-            if isinstance(schedule, dict) and isinstance(schedule.get(kind), dict):
-                found.setdefault(name, {})[kind] = (dict(schedule[kind]), str(path))
+            schedule = getattr(profile.schedule, kind, None)
+            if schedule is not None:
+                source = str(profile.path or config.sites_dir)
+                found[(profile.name, kind)] = (schedule.model_dump(exclude_unset=True), source)
     return found, names
-
-
-def _get(holder: Any, kind: str) -> Any:
-    if holder is None:
-        return None
-    if isinstance(holder, dict):
-        return holder.get(kind)
-    return getattr(holder, kind, None)
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if isinstance(value, ScheduleConfig):
-        return value.model_dump(exclude_unset=True)
-    if hasattr(value, "model_dump"):
-        return dict(value.model_dump(exclude_unset=True))
-    return dict(value)
 
 
 def collect_jobs(config: Config) -> list[JobSpec]:
     """Every enabled (site, kind) job, validated; raises ConfigError on the first bad schedule."""
     profile_schedules, known_sites = _profile_schedules(config)
-    merged: dict[tuple[str, str], tuple[dict[str, Any], str, str]] = {}
-    for site, kinds in profile_schedules.items():
-        for kind, (fields, source) in kinds.items():
-            merged[(site, kind)] = (fields, source, f"schedule.{kind}")
-
-    for site, kinds in config.schedules.items():
-        if known_sites is not None and site not in known_sites:
+    merged: dict[tuple[str, str], tuple[dict[str, Any], str, str]] = {
+        (site, kind): (fields, source, f"schedule.{kind}")
+        for (site, kind), (fields, source) in profile_schedules.items()
+    }
+    for site, overrides in config.schedules.items():
+        if site not in known_sites:
             raise ConfigError(
                 config.source,
                 f"schedules.{site}",
                 f"no site profile named {site!r} (known: {', '.join(sorted(known_sites)) or 'none'})",
             )
-        for kind, override in kinds.items():
+        for kind, override in overrides.items():
             fields, source, key = merged.get((site, kind), ({}, config.source, f"schedules.{site}.{kind}"))
             fields = dict(fields)
             set_keys = override.model_dump(exclude_unset=True)
@@ -191,7 +145,7 @@ def collect_jobs(config: Config) -> list[JobSpec]:
             merged[(site, kind)] = (fields, source, key)
 
     specs = []
-    for (site, kind), (fields, source, key) in sorted(merged.items()):
+    for (site, job_kind), (fields, source, key) in sorted(merged.items()):
         try:
             schedule = ScheduleConfig.model_validate(fields)
         except ValidationError as exc:
@@ -199,8 +153,8 @@ def collect_jobs(config: Config) -> list[JobSpec]:
             sub = ".".join(str(p) for p in err["loc"])
             raise ConfigError(source, f"{key}.{sub}" if sub else key, err["msg"]) from exc
         if not schedule.enabled:
-            log.info("job %s:%s is disabled in %s", site, kind, source)
+            log.info("job %s:%s is disabled in %s", site, job_kind, source)
             continue
         build_trigger(schedule, source=source, key=key)  # validate now, refuse at start
-        specs.append(JobSpec(site=site, kind=kind, schedule=schedule, source=source, key=key))
+        specs.append(JobSpec(site=site, kind=job_kind, schedule=schedule, source=source, key=key))
     return specs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ INTERVAL = 5
 @pytest.fixture(scope="module")
 def site_url() -> Iterator[str]:
     """A small sample site (its own process) shared by the tests of this module."""
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [sys.executable, "-m", "samplesite", "--port", "0", "--articles", "40", "--tick", "0"],
         stdout=subprocess.PIPE, text=True, env=child_env(),
     )
@@ -67,8 +68,8 @@ class DaemonHarness:
                      shutdown_grace: int = 30, crawl_timeout: int = 120) -> None:
         lines = [
             f'[archive]\nurl = "{self.archive_dir}"', f'[state]\ndir = "{self.state_dir}"',
-            f"[daemon]\nshutdown_grace_seconds = {shutdown_grace}\n"
-            f"crawl_timeout_seconds = {crawl_timeout}\nmisfire_grace_seconds = 30",
+            (f"[daemon]\nshutdown_grace_seconds = {shutdown_grace}\n"
+             f"crawl_timeout_seconds = {crawl_timeout}\nmisfire_grace_seconds = 30"),
         ]
         for kind, every in (("articles", articles), ("discussions", discussions)):
             if every:
@@ -79,7 +80,7 @@ class DaemonHarness:
 
     def start(self, *extra: str) -> subprocess.Popen[str]:
         log = open(self.root / "daemon.log", "a", encoding="utf-8")  # noqa: SIM115
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [sys.executable, "-m", "scheduler", "daemon", "--config", str(self.config),
              "--start-url", f"sample:articles={self.site_url}/",
              "--start-url", f"sample:discussions={self.site_url}/discussions/", *extra],
@@ -146,7 +147,7 @@ def _assert_no_overlap(runs: list[RunRecord]) -> None:
             by_job.setdefault(run.job_id, []).append(run)
     for job_runs in by_job.values():
         job_runs.sort(key=lambda r: r.started_at or "")
-        for before, after in zip(job_runs, job_runs[1:]):
+        for before, after in itertools.pairwise(job_runs):
             assert parse_iso(after.started_at) >= parse_iso(before.finished_at), (before, after)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -45,14 +45,14 @@ def _config(tmp_path: Path, sites_dir: Path, body: str = ""):
 def test_cron_trigger_fires_on_schedule_in_its_timezone() -> None:
     trigger = build_trigger(ScheduleConfig(cron="30 6 * * *", timezone="Europe/Moscow"))
     assert isinstance(trigger, CronTrigger)
-    now = datetime(2026, 11, 25, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
     fire = trigger.get_next_fire_time(None, now)
     assert fire is not None
-    assert fire.astimezone(timezone.utc) == datetime(2026, 11, 25, 3, 30, tzinfo=timezone.utc)
+    assert fire.astimezone(UTC) == datetime(2026, 11, 25, 3, 30, tzinfo=UTC)
 
 
 def test_interval_trigger_with_jitter_stays_within_jitter() -> None:
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     trigger = build_trigger(ScheduleConfig(interval_seconds=60, jitter_seconds=5), start_date=start)
     assert isinstance(trigger, IntervalTrigger)
     fires = [trigger.get_next_fire_time(start + timedelta(seconds=60 * i), start + timedelta(seconds=60 * i))
