@@ -1,19 +1,139 @@
-"""Placeholder; replaced by the real snapshot hooks."""
+"""Scrapy components that write the snapshot: the extension owning the staging dir and the WARC recorder.
+
+The items pipeline (``pipelines.snapshot``) and the recorder reach the staging
+through the :class:`SnapshotExtension` instance found on the crawler, never
+through globals.
+"""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from scrapy import Request, Spider, signals
+from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
+from scrapy.http import Response
+
+from archive.index import DigestIndex
+from archive.staging import Staging
+from archive.warc import payload_digest, request_headers, response_headers
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_ID_STAT = "newsvault/snapshot_id"
+SNAPSHOT_STATUS_STAT = "newsvault/snapshot_status"
 
 
-class WarcRecorderMiddleware:
-    @classmethod
-    def from_crawler(cls, crawler: Any) -> "WarcRecorderMiddleware":
-        raise NotConfigured
+def spool_dir_from_settings(settings: Any) -> Path:
+    """``NEWSVAULT_SPOOL_DIR``, else ``<NEWSVAULT_STATE_DIR>/spool``."""
+    spool = settings.get("NEWSVAULT_SPOOL_DIR")
+    return Path(spool) if spool else Path(settings.get("NEWSVAULT_STATE_DIR") or "var") / "spool"
 
 
 class SnapshotExtension:
+    """Opens a staging dir when the spider opens and finalises it into a spool entry when it closes."""
+
+    def __init__(self, *, spool_dir: Path, state_dir: Path, warc_max_bytes: int, stats: Any = None) -> None:
+        self.spool_dir = spool_dir
+        self.state_dir = state_dir
+        self.warc_max_bytes = warc_max_bytes
+        self.stats = stats
+        self.staging: Staging | None = None
+        self._index: DigestIndex | None = None
+
     @classmethod
-    def from_crawler(cls, crawler: Any) -> "SnapshotExtension":
-        raise NotConfigured
+    def from_crawler(cls, crawler: Crawler) -> SnapshotExtension:
+        settings = crawler.settings
+        if not settings.getbool("NEWSVAULT_ARCHIVE_ENABLED"):
+            raise NotConfigured("archive disabled (NEWSVAULT_ARCHIVE_ENABLED)")
+        ext = cls(
+            spool_dir=spool_dir_from_settings(settings),
+            state_dir=Path(settings.get("NEWSVAULT_STATE_DIR") or "var"),
+            warc_max_bytes=settings.getint("NEWSVAULT_WARC_MAX_BYTES"),
+            stats=crawler.stats,
+        )
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def open(self, site: str, kind: str) -> Staging:
+        """Start a new snapshot of ``site``/``kind`` (also usable without Scrapy)."""
+        self._index = DigestIndex.in_state_dir(self.state_dir)
+        self.staging = Staging(
+            self.spool_dir,
+            site,
+            kind,
+            warc_max_bytes=self.warc_max_bytes,
+            index=self._index,
+            previous_snapshot_id=self._index.latest_snapshot(site, kind),
+        )
+        if self.stats is not None:
+            self.stats.set_value(SNAPSHOT_ID_STAT, self.staging.snapshot_id)
+        log.info("writing snapshot %s to %s", self.staging.snapshot_id, self.staging.dir)
+        return self.staging
+
+    def close(self, finish_reason: str) -> None:
+        if self.staging is None:
+            return
+        stats = self.stats.get_stats() if self.stats is not None else {}
+        manifest = self.staging.finalise(finish_reason=finish_reason, stats=stats)
+        if self.stats is not None:
+            self.stats.set_value(SNAPSHOT_STATUS_STAT, manifest.status)
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    def spider_opened(self, spider: Spider) -> None:
+        site = getattr(spider, "site", None) or spider.name
+        self.open(site, spider.name)
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        self.close(reason)
+
+
+def find_extension(crawler: Crawler) -> SnapshotExtension | None:
+    """The crawler's SnapshotExtension, or None when the archive is off."""
+    manager = getattr(crawler, "extensions", None)
+    for ext in getattr(manager, "middlewares", ()):
+        if isinstance(ext, SnapshotExtension):
+            return ext
+    return None
+
+
+class WarcRecorderMiddleware:
+    """Downloader middleware (priority 950): records every request/response pair as received."""
+
+    def __init__(self, extension: SnapshotExtension) -> None:
+        self.extension = extension
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> WarcRecorderMiddleware:
+        if not crawler.settings.getbool("NEWSVAULT_ARCHIVE_ENABLED"):
+            raise NotConfigured("archive disabled (NEWSVAULT_ARCHIVE_ENABLED)")
+        ext = find_extension(crawler)
+        if ext is None:
+            raise NotConfigured("SnapshotExtension is not enabled; nothing to record into")
+        return cls(ext)
+
+    def process_response(self, request: Request, response: Response, spider: Spider | None = None) -> Response:
+        staging = self.extension.staging
+        if staging is None:
+            return response
+        body = response.body
+        parts = urlsplit(request.url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        staging.write_exchange(
+            url=response.url,
+            method=request.method,
+            request_target=target,
+            request_headers=[("Host", parts.netloc)] + request_headers(request.headers.items()),
+            request_body=request.body or b"",
+            status=response.status,
+            response_headers=response_headers(response.headers.items()),
+            body=body,
+            prior=staging.lookup_prior(payload_digest(body)),
+        )
+        return response

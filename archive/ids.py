@@ -1,0 +1,33 @@
+"""Snapshot ids: ``YYYYMMDDTHHMMSSZ-<6 hex>`` (UTC), so they sort by time."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+
+SNAPSHOT_ID_RE = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{6})$")
+_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def new_snapshot_id(now: datetime | None = None) -> str:
+    """A fresh id for a snapshot started at ``now`` (default: the current UTC time)."""
+    now = now or datetime.now(UTC)
+    return f"{now.astimezone(UTC).strftime(_TIME_FORMAT)}-{secrets.token_hex(3)}"
+
+
+def is_snapshot_id(value: str) -> bool:
+    return bool(SNAPSHOT_ID_RE.match(value))
+
+
+def snapshot_time(snapshot_id: str) -> datetime:
+    """When the snapshot started, read from its id."""
+    match = SNAPSHOT_ID_RE.match(snapshot_id)
+    if not match:
+        raise ValueError(f"not a snapshot id: {snapshot_id!r}")
+    return datetime.strptime(match.group(1), _TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def utc_iso(moment: datetime) -> str:
+    """ISO 8601 UTC with a ``Z`` suffix, second precision."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

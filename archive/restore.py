@@ -1,0 +1,175 @@
+"""Restoring a snapshot into a directory: verified downloads, safe paths, optional self-contained WARCs."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.warcwriter import WARCWriter
+
+from archive.manifest import MANIFEST_NAME, Manifest
+from archive.paths import check_name, safe_join
+from archive.progress import transfer_bar
+from archive.stores import SnapshotRef, SnapshotStore
+from archive.verify import find_snapshot, load_manifest
+from archive.warc import HEADER_REFERS_FILE, HEADER_REFERS_SNAPSHOT, WARC_VERSION
+from newsvault.errors import IntegrityError, NewsvaultError, SnapshotNotFoundError, UnsafePathError
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1024 * 1024
+
+
+@dataclass
+class RestoreResult:
+    snapshot_id: str
+    target: Path
+    files: list[str]
+    resolved_revisits: int = 0
+    referenced: list[str] = field(default_factory=list)
+
+
+def _check_keys(store: SnapshotStore, ref: SnapshotRef) -> None:
+    """Refuse a snapshot whose stored object keys would not map to plain names in the target."""
+    for key, _size in store.list_keys(ref.prefix + "/"):
+        check_name(key[len(ref.prefix) + 1 :])
+
+
+def _download_verified(store: SnapshotStore, ref: SnapshotRef, manifest: Manifest, name: str, dest_dir: Path, progress: bool) -> Path:
+    entry = manifest.file(name)
+    if entry is None:
+        raise IntegrityError(ref.snapshot_id, name, "not listed in the manifest")
+    dest = safe_join(dest_dir, name)
+    with transfer_bar(f"download {name}", entry.size, enabled=progress) as callback:
+        store.get_file(ref.key(name), dest, callback)
+    digest = hashlib.sha256()
+    size = 0
+    with open(dest, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    if size != entry.size or digest.hexdigest() != entry.sha256:
+        raise IntegrityError(ref.snapshot_id, name, "downloaded file does not match the manifest's size/sha256")
+    return dest
+
+
+class _ReferencedPayloads:
+    """Downloads (verified) the earlier snapshots' WARC files revisits point to, and reads records from them."""
+
+    def __init__(self, store: SnapshotStore, site: str, work_dir: Path, progress: bool) -> None:
+        self.store = store
+        self.site = site
+        self.work_dir = work_dir
+        self.progress = progress
+        self._files: dict[tuple[str, str], Path] = {}
+        self._offsets: dict[tuple[str, str], dict[str, int]] = {}
+
+    def _file(self, snapshot_id: str, filename: str) -> Path:
+        key = (snapshot_id, filename)
+        if key not in self._files:
+            try:
+                ref = find_snapshot(self.store, snapshot_id, site=self.site)
+            except SnapshotNotFoundError as exc:
+                raise SnapshotNotFoundError(
+                    f"revisit records point to snapshot {snapshot_id}, which is not in {self.store.url}"
+                ) from exc
+            manifest = load_manifest(self.store, ref)
+            folder = self.work_dir / snapshot_id
+            folder.mkdir(parents=True, exist_ok=True)
+            self._files[key] = _download_verified(self.store, ref, manifest, filename, folder, self.progress)
+            offsets: dict[str, int] = {}
+            with open(self._files[key], "rb") as fh:
+                it = ArchiveIterator(fh)
+                for record in it:
+                    if record.rec_type == "response":
+                        offsets[record.rec_headers.get_header("WARC-Record-ID")] = it.get_record_offset()
+            self._offsets[key] = offsets
+        return self._files[key]
+
+    def response(self, snapshot_id: str, filename: str, record_id: str) -> tuple[object, bytes]:
+        path = self._file(snapshot_id, filename)
+        offset = self._offsets[(snapshot_id, filename)].get(record_id)
+        if offset is None:
+            raise IntegrityError(snapshot_id, filename, f"has no response record {record_id}")
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            record = next(iter(ArchiveIterator(fh)))
+            return record.http_headers, record.raw_stream.read()
+
+
+def _make_self_contained(warc: Path, refs: _ReferencedPayloads) -> int:
+    """Rewrite ``warc`` replacing each revisit by a full response rebuilt from the referenced record."""
+    resolved = 0
+    out_path = warc.with_name(warc.name + ".tmp")
+    with open(warc, "rb") as inp, open(out_path, "wb") as out:
+        writer = WARCWriter(out, gzip=True, warc_version=WARC_VERSION)
+        for record in ArchiveIterator(inp):
+            snapshot_id = record.rec_headers.get_header(HEADER_REFERS_SNAPSHOT)
+            if record.rec_type != "revisit" or not snapshot_id:
+                writer.write_record(record)
+                continue
+            filename = record.rec_headers.get_header(HEADER_REFERS_FILE) or ""
+            check_name(filename)
+            http_headers, payload = refs.response(snapshot_id, filename, record.rec_headers.get_header("WARC-Refers-To"))
+            rebuilt = writer.create_warc_record(
+                record.rec_headers.get_header("WARC-Target-URI"),
+                "response",
+                payload=io.BytesIO(payload),
+                length=len(payload),
+                http_headers=http_headers,
+                warc_headers_dict={
+                    # Same id and date as the revisit, so the request's WARC-Concurrent-To still holds.
+                    "WARC-Record-ID": record.rec_headers.get_header("WARC-Record-ID"),
+                    "WARC-Date": record.rec_headers.get_header("WARC-Date"),
+                    "WARC-Payload-Digest": record.rec_headers.get_header("WARC-Payload-Digest"),
+                },
+            )
+            writer.write_record(rebuilt)
+            resolved += 1
+    os.replace(out_path, warc)
+    return resolved
+
+
+def restore_snapshot(
+    store: SnapshotStore,
+    ref: SnapshotRef,
+    target: str | Path,
+    *,
+    self_contained: bool = False,
+    progress: bool = True,
+) -> RestoreResult:
+    """Download ``ref`` into ``target`` (files written only inside it), verifying every checksum."""
+    target = Path(target)
+    if target.is_symlink():
+        raise UnsafePathError(str(target))
+    target.mkdir(parents=True, exist_ok=True)
+    manifest = load_manifest(store, ref)
+    _check_keys(store, ref)
+    names = [f.name for f in manifest.files] + [MANIFEST_NAME]
+    for name in names:
+        existing = safe_join(target, name)
+        if existing.exists():
+            raise NewsvaultError(f"{existing} already exists; restore into an empty directory")
+    work = Path(tempfile.mkdtemp(prefix=".restore-", dir=target))
+    try:
+        for entry in manifest.files:
+            _download_verified(store, ref, manifest, entry.name, work, progress)
+        safe_join(work, MANIFEST_NAME).write_bytes(manifest.to_json())
+        resolved = 0
+        if self_contained and manifest.counts.get("revisits", 0):
+            refs = _ReferencedPayloads(store, ref.site, work / ".refs", progress)
+            for name in manifest.warc_names():
+                resolved += _make_self_contained(safe_join(work, name), refs)
+        for name in names:
+            os.replace(safe_join(work, name), safe_join(target, name))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log.info("restored %s into %s (%d revisits resolved)", ref.snapshot_id, target, resolved)
+    return RestoreResult(ref.snapshot_id, target, names, resolved, list(manifest.refers_to))

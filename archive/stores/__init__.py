@@ -1,0 +1,110 @@
+"""Snapshot stores behind one small Protocol, chosen by URI scheme (``s3://`` or a local path)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit
+
+from archive.ids import is_snapshot_id
+from archive.manifest import MANIFEST_NAME
+from archive.paths import KINDS, SITE_RE
+
+SNAPSHOTS_PREFIX = "snapshots"
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, order=True)
+class SnapshotRef:
+    """Where a committed snapshot lives: ``snapshots/<site>/<kind>/<id>/``."""
+
+    snapshot_id: str
+    site: str
+    kind: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{SNAPSHOTS_PREFIX}/{self.site}/{self.kind}/{self.snapshot_id}"
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/{name}"
+
+
+def parse_manifest_key(key: str) -> SnapshotRef | None:
+    """The snapshot a ``.../manifest.json`` key belongs to, or None for anything else."""
+    parts = key.split("/")
+    if len(parts) != 5 or parts[0] != SNAPSHOTS_PREFIX or parts[4] != MANIFEST_NAME:
+        return None
+    _, site, kind, snapshot_id, _ = parts
+    if not SITE_RE.match(site) or kind not in KINDS or not is_snapshot_id(snapshot_id):
+        return None
+    return SnapshotRef(snapshot_id=snapshot_id, site=site, kind=kind)
+
+
+@runtime_checkable
+class SnapshotStore(Protocol):
+    """What the archive needs from a place to keep snapshots; keys are relative POSIX paths."""
+
+    url: str
+
+    def put_file(self, key: str, path: Path, progress: Progress | None = None) -> None:
+        """Upload ``path`` to ``key`` (overwriting: data files are idempotent until committed)."""
+
+    def put_manifest_if_absent(self, key: str, data: bytes) -> None:
+        """Create ``key`` only if it does not exist; raise SnapshotExistsError otherwise."""
+
+    def get_bytes(self, key: str) -> bytes:
+        """The whole object (for small ones like manifests)."""
+
+    def get_file(self, key: str, dest: Path, progress: Progress | None = None) -> None:
+        """Download ``key`` into the file ``dest``."""
+
+    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A readable binary stream of ``key``."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def list_keys(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """(key, size) of every object under ``prefix``."""
+
+    def delete(self, keys: list[str]) -> None:
+        """Delete objects; missing ones are ignored."""
+
+    def list_snapshots(self, site: str | None = None, kind: str | None = None) -> list[SnapshotRef]:
+        """Committed snapshots (those with a manifest), oldest first."""
+
+
+def _setting(settings: Mapping[str, Any] | Any | None, name: str, default: Any) -> Any:
+    if settings is None:
+        return default
+    value = settings.get(name)
+    return default if value is None else value
+
+
+def open_store(url: str, settings: Mapping[str, Any] | Any | None = None) -> SnapshotStore:
+    """The store for ``url``: ``s3://bucket/prefix`` or a local directory (path or ``file://``).
+
+    ``settings`` is anything with ``.get`` (Scrapy Settings, the dict from
+    ``Config.scrapy_settings()``); S3 reads ``NEWSVAULT_S3_CHECKSUMS`` and
+    ``NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES`` from it.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "s3":
+        from archive.stores.s3 import S3Store
+
+        return S3Store(
+            bucket=parts.netloc,
+            prefix=parts.path.strip("/"),
+            checksums=str(_setting(settings, "NEWSVAULT_S3_CHECKSUMS", "when_supported")),
+            multipart_threshold=int(_setting(settings, "NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES", 64 * 1024 * 1024)),
+        )
+    from archive.stores.local import LocalStore
+
+    if parts.scheme == "file":
+        return LocalStore(Path(unquote(parts.path)))
+    if parts.scheme and len(parts.scheme) > 1:
+        raise ValueError(f"unsupported archive URL scheme {parts.scheme!r} (use s3:// or a directory)")
+    return LocalStore(Path(url))

@@ -1,0 +1,184 @@
+"""A snapshot store in an S3-compatible bucket. Every boto3 call of newsvault lives in this module.
+
+Endpoint and credentials come only from boto3's own chain (AWS_ENDPOINT_URL,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, profiles); none of them is ever logged
+or put in an error message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar, cast
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError as BotoConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+
+from archive.stores import SNAPSHOTS_PREFIX, Progress, SnapshotRef, parse_manifest_key
+from newsvault.errors import SnapshotExistsError, StoreError, StoreUnreachableError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_AUTH_CODES = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "AuthorizationHeaderMalformed",
+    "403",
+}
+_EXISTS_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412"}
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+class S3Store:
+    """Snapshots under ``s3://bucket/prefix``."""
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        prefix: str = "",
+        checksums: str = "when_supported",
+        multipart_threshold: int = 64 * 1024 * 1024,
+        max_attempts: int = 5,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+    ) -> None:
+        if not bucket:
+            raise ValueError("s3:// archive URL needs a bucket: s3://bucket/prefix")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        config = BotoConfig(
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            request_checksum_calculation=checksums,
+            response_checksum_validation="when_required",
+        )
+        self._client = boto3.session.Session().client("s3", config=config)
+        self._transfer = TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=multipart_threshold)
+
+    # --- helpers ------------------------------------------------------------
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _call(self, what: str, func: Callable[[], T]) -> T:
+        """Run one boto3 operation, turning its failures into our errors (never with secrets)."""
+        try:
+            return func()
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise StoreUnreachableError(f"{self.url}: no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from exc
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            if code in _AUTH_CODES or status == "403":
+                raise StoreUnreachableError(f"{self.url}: {what}: access denied: check AWS credentials ({code or status})") from exc
+            if code == "NoSuchBucket":
+                raise StoreError(f"{self.url}: bucket {self.bucket!r} does not exist") from exc
+            raise StoreError(f"{self.url}: {what} failed: {code or status}") from exc
+        except BotoConnectionError as exc:
+            raise StoreUnreachableError(f"{self.url}: {what}: cannot connect to the S3 endpoint") from exc
+        except BotoCoreError as exc:
+            raise StoreUnreachableError(f"{self.url}: {what}: {type(exc).__name__}") from exc
+
+    # --- protocol -----------------------------------------------------------
+    def put_file(self, key: str, path: Path, progress: Progress | None = None) -> None:
+        self._call(
+            f"upload {key}",
+            lambda: self._client.upload_file(
+                str(path), self.bucket, self._key(key), Config=self._transfer, Callback=progress
+            ),
+        )
+
+    def put_manifest_if_absent(self, key: str, data: bytes) -> None:
+        try:
+            self._call(
+                f"commit {key}",
+                lambda: self._client.put_object(
+                    Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*", ContentType="application/json"
+                ),
+            )
+        except StoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError):
+                code = str(cause.response.get("Error", {}).get("Code", ""))
+                status = str(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+                if code in _EXISTS_CODES or status in ("412", "409"):
+                    raise SnapshotExistsError(
+                        f"{key} already exists; a committed snapshot is never overwritten"
+                    ) from cause
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        def fetch() -> bytes:
+            body = self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            with closing(body):
+                return cast(bytes, body.read())
+
+        return self._call(f"read {key}", fetch)
+
+    def get_file(self, key: str, dest: Path, progress: Progress | None = None) -> None:
+        self._call(
+            f"download {key}",
+            lambda: self._client.download_file(self.bucket, self._key(key), str(dest), Config=self._transfer, Callback=progress),
+        )
+
+    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
+        body = self._call(f"read {key}", lambda: self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"])
+        return cast(AbstractContextManager[BinaryIO], closing(body))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._call(f"check {key}", lambda: self._client.head_object(Bucket=self.bucket, Key=self._key(key)))
+        except StoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError):
+                code = str(cause.response.get("Error", {}).get("Code", ""))
+                if code in _MISSING_CODES:
+                    return False
+            raise
+        return True
+
+    def list_keys(self, prefix: str) -> Iterator[tuple[str, int]]:
+        full = self._key(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        pages = self._call("list", lambda: list(self._iter_pages(full)))
+        for page in pages:
+            for obj in page.get("Contents", []):
+                yield obj["Key"][strip:], int(obj["Size"])
+
+    def _iter_pages(self, prefix: str) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        yield from paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
+            self._call("delete", lambda batch=batch: self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}))
+
+    def list_snapshots(self, site: str | None = None, kind: str | None = None) -> list[SnapshotRef]:
+        prefix = SNAPSHOTS_PREFIX + "/"
+        if site:
+            prefix += f"{site}/"
+            if kind:
+                prefix += f"{kind}/"
+        refs = []
+        for key, _size in self.list_keys(prefix):
+            ref = parse_manifest_key(key)
+            if ref and (site is None or ref.site == site) and (kind is None or ref.kind == kind):
+                refs.append(ref)
+        return sorted(refs)

@@ -1,0 +1,66 @@
+"""Finding committed snapshots and re-hashing their files against the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from archive.ids import snapshot_time
+from archive.manifest import MANIFEST_NAME, Manifest, ManifestError
+from archive.stores import SnapshotRef, SnapshotStore
+from newsvault.errors import IntegrityError, SnapshotNotFoundError
+
+_CHUNK = 1024 * 1024
+
+
+def find_snapshot(store: SnapshotStore, snapshot_id: str, *, site: str | None = None) -> SnapshotRef:
+    """The committed snapshot with this id (or unique id prefix)."""
+    matches = [r for r in store.list_snapshots(site) if r.snapshot_id == snapshot_id]
+    if not matches:
+        matches = [r for r in store.list_snapshots(site) if r.snapshot_id.startswith(snapshot_id)]
+    if len(matches) != 1:
+        detail = "no committed snapshot" if not matches else f"{len(matches)} snapshots"
+        raise SnapshotNotFoundError(f"{detail} matches {snapshot_id!r} in {store.url}")
+    return matches[0]
+
+
+def latest_snapshot(store: SnapshotStore, site: str, kind: str | None = None, *, at: datetime | None = None) -> SnapshotRef:
+    """The newest committed snapshot of ``site`` (started at or before ``at`` when given)."""
+    refs = store.list_snapshots(site, kind)
+    if at is not None:
+        refs = [r for r in refs if snapshot_time(r.snapshot_id) <= at]
+    if not refs:
+        when = f" at or before {at.isoformat()}" if at else ""
+        raise SnapshotNotFoundError(f"no committed snapshot of {site}{'/' + kind if kind else ''}{when} in {store.url}")
+    return max(refs)
+
+
+def load_manifest(store: SnapshotStore, ref: SnapshotRef) -> Manifest:
+    raw = store.get_bytes(ref.key(MANIFEST_NAME))
+    try:
+        manifest = Manifest.from_json(raw)
+    except ManifestError as exc:
+        raise IntegrityError(ref.snapshot_id, MANIFEST_NAME, str(exc)) from exc
+    if (manifest.snapshot_id, manifest.site, manifest.kind) != (ref.snapshot_id, ref.site, ref.kind):
+        raise IntegrityError(ref.snapshot_id, MANIFEST_NAME, "manifest names a different snapshot than its location")
+    return manifest
+
+
+def verify_snapshot(store: SnapshotStore, ref: SnapshotRef) -> Manifest:
+    """Stream and re-hash every file; raise IntegrityError naming the first bad one."""
+    manifest = load_manifest(store, ref)
+    for entry in manifest.files:
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with store.open(ref.key(entry.name)) as stream:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except OSError as exc:
+            raise IntegrityError(ref.snapshot_id, entry.name, f"cannot be read: {exc}") from exc
+        if size != entry.size:
+            raise IntegrityError(ref.snapshot_id, entry.name, f"size {size} does not match the manifest's {entry.size}")
+        if digest.hexdigest() != entry.sha256:
+            raise IntegrityError(ref.snapshot_id, entry.name, "sha256 does not match the manifest")
+    return manifest
