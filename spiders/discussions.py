@@ -52,7 +52,7 @@ class DiscussionsSpider(ProfileSpider):
         list_url = response.meta.get("nv_list_url", response.url)
         offset = int(response.meta.get("nv_offset", 0))
         try:
-            entries = extract_entries(response.selector, self.profile, list_url, response.url)
+            entries = extract_entries(response.selector, self.profile, response.url, response.url)
         except Exception:  # a broken page is counted, the walk stops here
             log.exception("cannot read discussion entries on %s", response.url)
             self.count_page("parse_error", response.url)
