@@ -27,7 +27,7 @@ INTERVAL = 5
 def site_url() -> Iterator[str]:
     """A small sample site (its own process) shared by the tests of this module."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "samplesite", "--port", "0", "--articles", "40", "--tick", "0"],
+        [sys.executable, "-m", "samplesite", "--port", "0", "--articles", "50", "--tick", "0"],
         stdout=subprocess.PIPE, text=True, env=child_env(),
     )
     assert proc.stdout is not None
@@ -42,6 +42,7 @@ def site_url() -> Iterator[str]:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    proc.stdout.close()
 
 
 @dataclass
@@ -246,6 +247,8 @@ def _slow_crawl_env(harness: DaemonHarness) -> None:
     # Slow the crawl down so a signal lands while it runs.
     harness.env["NEWSVAULT_CRAWL_DOWNLOAD_DELAY_SECONDS"] = "0.3"
     harness.env["NEWSVAULT_CRAWL_CONCURRENCY_PER_DOMAIN"] = "1"
+    # One request in flight, so a graceful stop does not drain a queue of delayed requests.
+    harness.env["NEWSVAULT_CRAWL_CONCURRENT_REQUESTS"] = "1"
 
 
 def test_sigkill_mid_run_then_restart_records_failed_and_continues(harness: DaemonHarness) -> None:
@@ -266,6 +269,7 @@ def test_sigkill_mid_run_then_restart_records_failed_and_continues(harness: Daem
 
     harness.env["NEWSVAULT_CRAWL_DOWNLOAD_DELAY_SECONDS"] = "0"
     harness.env["NEWSVAULT_CRAWL_CONCURRENCY_PER_DOMAIN"] = "16"
+    harness.env["NEWSVAULT_CRAWL_CONCURRENT_REQUESTS"] = "32"
     harness.write_config(articles=3600, discussions=INTERVAL)
     proc = harness.start()
     try:
