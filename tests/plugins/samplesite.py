@@ -1,1 +1,38 @@
-"""pytest fixtures: samplesite (filled in by its module's work)."""
+"""pytest fixtures: the sample news site served on loopback.
+
+The server runs in a background thread of the pytest process; crawls run in
+child processes, so the GIL is free while they fetch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from samplesite import SampleSite, SiteServer
+
+RunningSite = SiteServer
+SiteFactory = Callable[..., SiteServer]
+
+
+@pytest.fixture
+def sample_site_factory() -> Iterator[SiteFactory]:
+    """``start(articles=300, tick=0, seed=0, **kw) -> RunningSite``; every site stops at teardown."""
+    started: list[SiteServer] = []
+
+    def start(articles: int = 300, tick: int = 0, seed: int = 0, **kwargs: Any) -> SiteServer:
+        server = SiteServer(SampleSite(articles, seed=seed, tick=tick, **kwargs)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def sample_site(sample_site_factory: SiteFactory) -> SiteServer:
+    """A 300-article sample site at tick 0 (seed 0)."""
+    return sample_site_factory()
