@@ -56,7 +56,7 @@ class ValidatePipeline:
 
     def __init__(self, *, stats: Any = None) -> None:
         self.stats = stats
-        self.validators = {
+        self.validators: dict[str, Draft202012Validator] = {
             kind: Draft202012Validator(item_json_schema(kind)) for kind in ITEM_KINDS
         }
 
