@@ -143,6 +143,13 @@ class Staging:
             self._digests.close()
             self._digests = None
 
+    def abandon(self) -> None:
+        """Close the files and release the lock, leaving ``<id>.partial`` for salvage (no manifest, no index)."""
+        self._close_writers()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
     def finalise(self, *, finish_reason: str, stats: dict[str, Any] | None = None) -> Manifest:
         """Close the files, write the manifest, rename ``<id>.partial`` to ``<id>``, index the digests."""
         self._close_writers()

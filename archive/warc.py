@@ -69,6 +69,20 @@ def _header_pairs(headers: Iterable[tuple[bytes | str, Iterable[bytes | str]]], 
     return pairs
 
 
+class _LeanWARCWriter(WARCWriter):
+    """Skips digests nobody checks on request and revisit records.
+
+    A request's payload digest is meaningless and a revisit has no payload;
+    dropping them (and their block digests) keeps an unchanged crawl's WARC small.
+    """
+
+    def ensure_digest(self, record, block=True, payload=True):  # type: ignore[no-untyped-def]
+        if record.rec_type in ("request", "revisit"):
+            block = False
+            payload = payload and record.rec_type != "request"
+        return super().ensure_digest(record, block=block, payload=payload)
+
+
 class RotatingWarcWriter:
     """Writes gzip WARC records into ``pages-NNNNN.warc.gz`` files, starting a new one past ``max_bytes``."""
 
@@ -87,7 +101,7 @@ class RotatingWarcWriter:
         self.index += 1
         self.filename = WARC_NAME_FORMAT.format(self.index)
         self._fh = open(self.directory / self.filename, "xb")  # noqa: SIM115 - closed in close()
-        self._writer = WARCWriter(self._fh, gzip=True, warc_version=WARC_VERSION)
+        self._writer = _LeanWARCWriter(self._fh, gzip=True, warc_version=WARC_VERSION)
         info = self._writer.create_warcinfo_record(
             self.filename,
             {"software": f"newsvault/{__version__}", "format": "WARC File Format 1.1", "isPartOf": self.snapshot_id},
@@ -147,7 +161,7 @@ class RotatingWarcWriter:
                     HEADER_REFERS_FILE: prior.filename,
                 },
             )
-        req_http = StatusAndHeaders(f"{method} {request_target}", request_headers, protocol="HTTP/1.1", is_http_request=True)
+        req_http = StatusAndHeaders(f"{method} {request_target} HTTP/1.1", request_headers, is_http_request=True)
         req = writer.create_warc_record(
             url, "request", payload=io.BytesIO(request_body), length=len(request_body), http_headers=req_http
         )

@@ -1,9 +1,205 @@
-"""Placeholder: filled in by its owner."""
+"""Archive commands: `snapshots`, `show`, `verify`, `restore`, `prune`, `push`."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from archive.ids import snapshot_time
+from archive.index import DigestIndex
+from archive.prune import prune
+from archive.restore import restore_snapshot
+from archive.spool import push_all, spooled_entries
+from archive.stores import SnapshotStore, open_store
+from archive.verify import find_snapshot, latest_snapshot, load_manifest, verify_snapshot
+from newsvault.config import Config
+from newsvault.errors import IntegrityError, NewsvaultError
+from scheduler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, archive_option, config_from_args
+
+KIND_CHOICES = ("articles", "discussions")
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    """Add this module's commands."""
+    """Add the archive commands."""
+
+    def add(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser(name, parents=[common], help=help_text, description=help_text + ".", epilog=f"Example: {example}")
+        archive_option(parser)
+        return parser
+
+    snaps = add("snapshots", "list committed snapshots (and what waits in the spool)", "newsvault snapshots sample --kind articles --json")
+    snaps.add_argument("site", nargs="?", metavar="SITE", help="only this site")
+    snaps.add_argument("--kind", choices=KIND_CHOICES, help="only this crawl kind")
+    snaps.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    snaps.set_defaults(handler=cmd_snapshots)
+
+    show = add("show", "print a snapshot's manifest", "newsvault show 20261125T063012Z-3f9a1c")
+    show.add_argument("snapshot_id", metavar="ID")
+    show.set_defaults(handler=cmd_show)
+
+    verify = add("verify", "re-hash a snapshot's files against its manifest", "newsvault verify --all")
+    target = verify.add_mutually_exclusive_group(required=True)
+    target.add_argument("snapshot_id", nargs="?", metavar="ID")
+    target.add_argument("--all", action="store_true", help="verify every committed snapshot")
+    verify.set_defaults(handler=cmd_verify)
+
+    restore = add("restore", "download a snapshot into a directory, verifying every checksum", "newsvault restore --latest sample --to ./restored --self-contained")
+    which = restore.add_mutually_exclusive_group(required=True)
+    which.add_argument("snapshot_id", nargs="?", metavar="ID")
+    which.add_argument("--latest", metavar="SITE", help="the newest snapshot of SITE")
+    which.add_argument("--at", metavar="TIME", help="the newest snapshot started at or before TIME (ISO 8601; needs --site)")
+    restore.add_argument("--site", metavar="SITE", help="the site for --at")
+    restore.add_argument("--kind", choices=KIND_CHOICES, help="crawl kind for --latest/--at (default: any)")
+    restore.add_argument("--to", required=True, metavar="DIR", help="target directory (created; files are written only inside it)")
+    restore.add_argument("--self-contained", action="store_true", help="resolve revisit records so the WARC stands alone")
+    restore.set_defaults(handler=cmd_restore)
+
+    prune_p = add("prune", "delete old snapshots, keeping what the rules and revisit references need", "newsvault prune sample --keep-last 3 --keep-daily 7 --keep-weekly 4 --dry-run")
+    prune_p.add_argument("site", nargs="?", metavar="SITE", help="only this site")
+    prune_p.add_argument("--keep-last", type=int, default=0, metavar="N")
+    prune_p.add_argument("--keep-daily", type=int, default=0, metavar="N")
+    prune_p.add_argument("--keep-weekly", type=int, default=0, metavar="N")
+    prune_p.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
+    prune_p.set_defaults(handler=cmd_prune)
+
+    push = add("push", "upload snapshots waiting in the local spool", "newsvault push")
+    push.set_defaults(handler=cmd_push)
+
+
+# --- helpers -------------------------------------------------------------------
+def _store(config: Config) -> SnapshotStore:
+    return open_store(config.archive.url, config.scrapy_settings())
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise NewsvaultError(f"--at: not an ISO 8601 time: {text!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- handlers ------------------------------------------------------------------
+def cmd_snapshots(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    store = _store(config)
+    rows: list[dict[str, Any]] = []
+    for ref in store.list_snapshots(args.site, args.kind):
+        manifest = load_manifest(store, ref)
+        rows.append(
+            {
+                "snapshot_id": ref.snapshot_id,
+                "site": ref.site,
+                "kind": ref.kind,
+                "status": manifest.status,
+                "started_at": manifest.started_at,
+                "items": manifest.counts.get("items", 0),
+                "pages": manifest.counts.get("pages", 0),
+                "revisits": manifest.counts.get("revisits", 0),
+                "bytes": manifest.total_bytes,
+                "state": "committed",
+            }
+        )
+    for site, kind, snapshot_id, partial in spooled_entries(config.spool_dir):
+        if (args.site and site != args.site) or (args.kind and kind != args.kind):
+            continue
+        rows.append({"snapshot_id": snapshot_id, "site": site, "kind": kind, "state": "partial-in-spool" if partial else "spooled"})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        print("no snapshots")
+        return EXIT_OK
+    print(f"{'SNAPSHOT':24} {'SITE':12} {'KIND':11} {'STATE':16} {'STATUS':8} {'ITEMS':>6} {'PAGES':>6} {'BYTES':>10}")
+    for row in rows:
+        print(
+            f"{row['snapshot_id']:24} {row['site']:12} {row['kind']:11} {row['state']:16} {row.get('status', '-'):8} "
+            f"{row.get('items', '-'):>6} {row.get('pages', '-'):>6} {row.get('bytes', '-'):>10}"
+        )
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = _store(config_from_args(args))
+    manifest = load_manifest(store, find_snapshot(store, args.snapshot_id))
+    sys.stdout.write(manifest.to_json().decode("utf-8"))
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    store = _store(config_from_args(args))
+    refs = store.list_snapshots() if args.all else [find_snapshot(store, args.snapshot_id)]
+    failed = 0
+    for ref in refs:
+        try:
+            manifest = verify_snapshot(store, ref)
+        except IntegrityError as exc:
+            failed += 1
+            print(f"FAILED {ref.snapshot_id}: {exc.filename}: {exc.problem}", file=sys.stderr)
+            continue
+        print(f"ok {ref.snapshot_id} ({len(manifest.files)} files, {manifest.total_bytes} bytes)")
+    if failed:
+        print(f"newsvault: error: {failed} of {len(refs)} snapshots failed verification", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    store = _store(config_from_args(args))
+    if args.snapshot_id:
+        ref = find_snapshot(store, args.snapshot_id)
+    elif args.latest:
+        ref = latest_snapshot(store, args.latest, args.kind)
+    else:
+        if not args.site:
+            print("newsvault: error: --at needs --site", file=sys.stderr)
+            return EXIT_USAGE
+        ref = latest_snapshot(store, args.site, args.kind, at=_parse_time(args.at))
+    result = restore_snapshot(store, ref, args.to, self_contained=args.self_contained, progress=_progress())
+    extra = f", {result.resolved_revisits} revisits resolved" if args.self_contained else ""
+    print(f"restored {ref.snapshot_id} ({ref.site}/{ref.kind}, started {snapshot_time(ref.snapshot_id).isoformat()}) into {result.target}{extra}")
+    return EXIT_OK
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    if not (args.keep_last or args.keep_daily or args.keep_weekly):
+        print("newsvault: error: give at least one of --keep-last, --keep-daily, --keep-weekly", file=sys.stderr)
+        return EXIT_USAGE
+    config = config_from_args(args)
+    store = _store(config)
+    plan = prune(
+        store, site=args.site, keep_last=args.keep_last, keep_daily=args.keep_daily, keep_weekly=args.keep_weekly, dry_run=args.dry_run
+    )
+    verb = "would delete" if args.dry_run else "deleted"
+    for ref in plan.delete:
+        print(f"{verb} {ref.snapshot_id} ({ref.site}/{ref.kind})")
+    for ref in plan.protected:
+        print(f"kept {ref.snapshot_id} ({ref.site}/{ref.kind}): later snapshots' revisit records point to it")
+    print(f"{len(plan.keep)} kept, {len(plan.delete)} {verb}")
+    if not args.dry_run and plan.delete:
+        index = DigestIndex.in_state_dir(config.state_dir)
+        try:
+            index.forget_snapshots(r.snapshot_id for r in plan.delete)
+        finally:
+            index.close()
+    return EXIT_OK
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    results = push_all(_store(config), config.spool_dir, progress=_progress())
+    if not results:
+        print("spool is empty")
+        return EXIT_OK
+    for r in results:
+        note = " (salvaged from a killed crawl)" if r.salvaged else ""
+        detail = f": {r.error}" if r.error else ""
+        print(f"{r.state} {r.snapshot_id} ({r.site}/{r.kind}){note}{detail}")
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
