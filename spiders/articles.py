@@ -234,7 +234,7 @@ class ArticlesSpider(ProfileSpider):
     # --- removals ----------------------------------------------------------------
     def on_idle(self) -> None:
         """Once the frontier is empty, re-request known articles this run did not see."""
-        if self._rechecked or not self.recheck_known or self.override_urls:
+        if self._rechecked or not self.recheck_known:
             return
         self._rechecked = True
         try:
@@ -242,7 +242,10 @@ class ArticlesSpider(ProfileSpider):
         except Exception:  # the state store is optional here; a broken one must not kill the crawl
             log.exception("cannot read known article URLs from %s", self.state_dir)
             return
-        pending = [u for u in known if url_key(u) not in self._requested and url_key(u) not in self._yielded]
+        pending = [
+            u for u in known
+            if self.in_scope(u) and url_key(u) not in self._requested and url_key(u) not in self._yielded
+        ]
         for url in pending:
             self._requested.add(url_key(url))
             self.crawler.engine.crawl(
