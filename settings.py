@@ -14,6 +14,10 @@ NEWSPIDER_MODULE = "spiders"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"
+# No listening consoles in an unattended crawler: both would open loopback
+# ports that accept commands for the running crawl.
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
 
 # --- Politeness -----------------------------------------------------------
 # An honest User-Agent naming the project; overridden by config crawl.user_agent.
