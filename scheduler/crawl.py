@@ -140,7 +140,7 @@ def _push_spool(config: Config, settings: Settings, site: str, kind: str, snapsh
     try:
         store = open_store(config.archive.url, settings)
         push_all(store, config.spool_dir)
-    except Exception as exc:  # any store failure keeps the snapshot spooled for the next push
+    except Exception as exc:  # noqa: BLE001 - any store failure keeps the snapshot spooled for the next push
         log.warning("could not push snapshots to the archive (%s); they stay spooled", type(exc).__name__)
     if snapshot_id is None:
         return None

@@ -130,7 +130,7 @@ class ArticlesSpider(ProfileSpider):
     def parse_sitemap(self, response: Response, body: bytes) -> Iterator[Any]:
         try:
             sitemap = Sitemap(body)
-        except Exception:  # lxml raises several types on broken XML
+        except (ValueError, SyntaxError):  # lxml parse errors subclass SyntaxError
             self.count_page("parse_error", response.url)
             return
         for entry in sitemap:

@@ -15,7 +15,12 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.defer import CancelledError
-from twisted.internet.error import ConnectionRefusedError, DNSLookupError, TCPTimedOutError, TimeoutError
+from twisted.internet.error import (
+    ConnectionRefusedError,
+    DNSLookupError,
+    TCPTimedOutError,
+    TimeoutError,
+)
 from twisted.python.failure import Failure
 from w3lib.url import canonicalize_url
 
@@ -37,7 +42,7 @@ for _names, _group in (
 log = logging.getLogger(__name__)
 
 # Query parameters that only say where a link was clicked, never what the page is.
-TRACKING_PARAM = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|yclid|mc_cid|mc_eid|_openstat|from|ref)$", re.I)
+TRACKING_PARAM = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|yclid|mc_cid|mc_eid|_openstat|from|ref)$", re.IGNORECASE)
 PAGE_STAT = "newsvault/pages/{}"
 
 

@@ -63,7 +63,7 @@ class SelectorSpec(_Model):
             # A bare string is the common case; CSS is what people write.
             return {"css": data}
         if not isinstance(data, dict):
-            raise ValueError(f"a selector is a table like {{css = \"...\"}}, got {data!r}")
+            raise ValueError(f"a selector is a table like {{css = \"...\"}}, got {data!r}")  # noqa: TRY004 - pydantic reports ValueError only
         unknown = [k for k in data if k not in (*SELECTOR_KINDS, "attr")]
         if unknown:
             raise ValueError(f"unknown selector kind {unknown[0]!r} (use css or xpath)")

@@ -43,7 +43,7 @@ def run_newsvault(
     timeout: float = 240,
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m scheduler ARGS...` and return the finished process (text output)."""
-    return subprocess.run(  # noqa: S603 - our own interpreter and module
+    return subprocess.run(
         [sys.executable, "-m", "scheduler", *args],
         env=child_env(env),
         cwd=str(cwd) if cwd else None,
