@@ -40,13 +40,14 @@ def _paths(articles: int, count: int) -> list[str]:
 
 def run(base_url: str, paths: list[str], seconds: float, clients: int) -> dict[str, float]:
     parts = urlsplit(base_url)
+    host = parts.hostname or "127.0.0.1"
     deadline = time.monotonic() + seconds
     counts = [0] * clients
     body_bytes = [0] * clients
     errors = [0] * clients
 
     def client(index: int) -> None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        conn = http.client.HTTPConnection(host, parts.port, timeout=30)
         position = index
         while time.monotonic() < deadline:
             try:
@@ -56,7 +57,7 @@ def run(base_url: str, paths: list[str], seconds: float, clients: int) -> dict[s
             except (OSError, http.client.HTTPException):
                 errors[index] += 1
                 conn.close()
-                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+                conn = http.client.HTTPConnection(host, parts.port, timeout=30)
                 continue
             if response.status != 200:
                 errors[index] += 1

@@ -124,14 +124,14 @@ class SiteServer:
         self.site = site
         self._httpd = _Server((host, port), site)
         bound_host, bound_port = self._httpd.server_address[:2]
-        self.base_url = f"http://{bound_host}:{bound_port}"
+        self.base_url = f"http://{bound_host!s}:{bound_port}"
         # Canonical URLs and ground truth are absolute, so the model learns where it lives.
         site.base_url = self.base_url
         self._thread: threading.Thread | None = None
         self._ticker: threading.Thread | None = None
         self._stopping = threading.Event()
 
-    def start(self) -> SiteServer:
+    def start(self) -> Self:
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
             name="samplesite", daemon=True,
@@ -163,7 +163,8 @@ class SiteServer:
         self._httpd.server_close()
 
     def __enter__(self) -> Self:
-        return self.start()
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
