@@ -119,6 +119,10 @@ class Launcher:
         """Run ``cmd`` to completion (or timeout) with output to ``log_path``."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
+        if not self._accepting:
+            # Shutdown began between the job's own check and here: do not start a crawl.
+            return LaunchResult(returncode=None, timed_out=False, terminated=True, summary=None,
+                                log_path=log_path, duration_seconds=0.0)
         with open(log_path, "ab") as log_file:
             log_file.write(("$ " + " ".join(cmd) + "\n").encode())
             log_file.flush()
