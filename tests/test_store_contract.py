@@ -1,0 +1,123 @@
+"""One contract suite over both stores (local directory and S3 on SeaweedFS), plus S3 auth/outage errors."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from archive.stores import SnapshotRef, SnapshotStore, open_store
+from newsvault.errors import SnapshotExistsError, StoreError, StoreUnreachableError
+
+REF = SnapshotRef(snapshot_id="20261125T063012Z-3f9a1c", site="sample", kind="articles")
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """boto3's own chain picks the endpoint and credentials up from these variables."""
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    return s3_server
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SnapshotStore]:
+    if request.param == "local":
+        yield open_store(str(tmp_path / "archive"))
+    else:
+        server = request.getfixturevalue("s3_env")
+        yield open_store(server.archive_url(f"contract-{uuid.uuid4().hex[:8]}"), {"NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES": 5 * 1024 * 1024})
+
+
+def test_put_get_roundtrip_with_progress(store: SnapshotStore, tmp_path: Path) -> None:
+    src = tmp_path / "data.bin"
+    payload = bytes(range(256)) * 4000
+    src.write_bytes(payload)
+    seen: list[int] = []
+    store.put_file(REF.key("items.jsonl.gz"), src, seen.append)
+    assert sum(seen) == len(payload)
+    assert store.exists(REF.key("items.jsonl.gz"))
+    assert store.get_bytes(REF.key("items.jsonl.gz")) == payload
+    dest = tmp_path / "back.bin"
+    store.get_file(REF.key("items.jsonl.gz"), dest)
+    assert dest.read_bytes() == payload
+    with store.open(REF.key("items.jsonl.gz")) as stream:
+        assert stream.read(10) == payload[:10]
+
+
+def test_multipart_upload_above_threshold(store: SnapshotStore, tmp_path: Path) -> None:
+    src = tmp_path / "big.bin"
+    payload = (uuid.uuid4().bytes * 1024) * 400  # ~6.5 MB, above the 5 MB threshold
+    src.write_bytes(payload)
+    store.put_file(REF.key("pages-00000.warc.gz"), src)
+    assert store.get_bytes(REF.key("pages-00000.warc.gz")) == payload
+
+
+def test_manifest_is_committed_once_and_listed(store: SnapshotStore, tmp_path: Path) -> None:
+    src = tmp_path / "x"
+    src.write_bytes(b"x")
+    store.put_file(REF.key("items.jsonl.gz"), src)
+    assert store.list_snapshots() == []  # data without a manifest is not a snapshot
+    store.put_manifest_if_absent(REF.key("manifest.json"), b'{"first": true}')
+    with pytest.raises(SnapshotExistsError):
+        store.put_manifest_if_absent(REF.key("manifest.json"), b'{"second": true}')
+    assert store.get_bytes(REF.key("manifest.json")) == b'{"first": true}'
+    assert store.list_snapshots() == [REF]
+    assert store.list_snapshots("sample", "articles") == [REF]
+    assert store.list_snapshots("other") == []
+    assert sorted(k for k, _ in store.list_keys(REF.prefix + "/")) == [REF.key("items.jsonl.gz"), REF.key("manifest.json")]
+
+
+def test_delete_and_missing(store: SnapshotStore, tmp_path: Path) -> None:
+    src = tmp_path / "x"
+    src.write_bytes(b"abc")
+    store.put_file(REF.key("items.jsonl.gz"), src)
+    store.delete([REF.key("items.jsonl.gz"), REF.key("nothing-here")])
+    assert not store.exists(REF.key("items.jsonl.gz"))
+    with pytest.raises(StoreError):
+        store.get_bytes(REF.key("items.jsonl.gz"))
+
+
+def test_wrong_secret_is_refused_without_leaking_it(s3_server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    wrong = "WrongSecretKey-" + uuid.uuid4().hex
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
+    caplog.set_level(logging.DEBUG, logger="archive")
+    store = open_store(s3_server.archive_url("denied"))
+    with pytest.raises(StoreUnreachableError) as excinfo:
+        store.list_snapshots()
+    message = str(excinfo.value)
+    assert "access denied: check AWS credentials" in message
+    out = capsys.readouterr()
+    for text in (message, caplog.text, out.out, out.err):
+        assert wrong not in text and s3_server.secret_key not in text
+
+
+def test_unreachable_endpoint_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    from archive.stores.s3 import S3Store
+
+    store = S3Store(bucket="b", max_attempts=1)
+    with pytest.raises(StoreUnreachableError, match="cannot connect"):
+        store.list_snapshots()
+
+
+def test_open_store_picks_backend_by_scheme(tmp_path: Path) -> None:
+    from archive.stores.local import LocalStore
+
+    assert isinstance(open_store(str(tmp_path)), LocalStore)
+    assert isinstance(open_store(tmp_path.as_uri()), LocalStore)
+    with pytest.raises(ValueError):
+        open_store("ftp://host/x")
