@@ -35,6 +35,7 @@ ENV_ALIASES = {
     "NEWSVAULT_ARCHIVE": ("archive", "url"),
     "NEWSVAULT_STATE_DIR": ("state", "dir"),
     "NEWSVAULT_SITES_DIR": ("sites", "dir"),
+    "NEWSVAULT_PROGRESS": ("crawl", "progress"),
 }
 
 
@@ -79,6 +80,10 @@ class CrawlConfig(_Section):
     timeout_seconds: float = Field(30, gt=0)
     retry_times: int = Field(3, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # A live progress line on stderr (only when it is a terminal).
+    progress: bool = True
+    # Re-request known article URLs a crawl did not reach, so removals are seen.
+    recheck_known: bool = True
 
 
 class DaemonConfig(_Section):
@@ -148,6 +153,8 @@ class Config(_Section):
             "DOWNLOAD_TIMEOUT": crawl.timeout_seconds,
             "RETRY_TIMES": crawl.retry_times,
             "LOG_LEVEL": crawl.log_level,
+            "NEWSVAULT_PROGRESS": crawl.progress,
+            "NEWSVAULT_RECHECK_KNOWN": crawl.recheck_known,
             "NEWSVAULT_STATE_DIR": str(self.state_dir),
             "NEWSVAULT_ARCHIVE_URL": self.archive.url,
             "NEWSVAULT_SPOOL_DIR": str(self.spool_dir),

@@ -103,6 +103,22 @@ def build_settings(
     return result
 
 
+# Loggers that list versions, enabled components and per-minute rates at
+# INFO: the progress display and the summary say what matters.
+_STARTUP_LOGGERS = ("scrapy.utils.log", "scrapy.middleware", "scrapy.addons", "scrapy.crawler",
+                    "scrapy.extensions.logstats", "scrapy.statscollectors")
+
+
+def _quiet_startup_loggers(level: str) -> None:
+    # Scrapy sets its own loggers to DEBUG, so the level must sit on the handlers.
+    logging.root.setLevel(level)
+    for handler in logging.root.handlers:
+        handler.setLevel(level)
+    if logging.getLevelName(level) == logging.INFO:
+        for name in _STARTUP_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _spider_class(kind: str) -> type:
     if kind == "articles":
         from spiders.articles import ArticlesSpider
@@ -172,10 +188,11 @@ def run_crawl(
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
 
-    process = CrawlerProcess(scrapy_settings, install_root_handler=False)
-    # Scrapy opens the root logger to every level; keep the crawl's LOG_LEVEL on
-    # the handler the CLI installed.
-    logging.root.setLevel(scrapy_settings.get("LOG_LEVEL", "INFO"))
+    # The CLI installed the root handler; Scrapy adding its own would print
+    # every line twice and reset the root logger to DEBUG.
+    scrapy_settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
+    process = CrawlerProcess(scrapy_settings)
+    _quiet_startup_loggers(scrapy_settings.get("LOG_LEVEL", "INFO"))
     crawler = process.create_crawler(spider_cls)
     process.crawl(crawler, profile=profile, start_urls=start_urls or None)
     process.start()

@@ -129,6 +129,10 @@ def test_generic_profile_falls_back_to_metadata_and_trafilatura(generic_profile)
     assert "ПОДПИСКА" not in item["body"]
 
 
+ONE = "The first paragraph of the body. " * 4
+TWO = "The second paragraph of the body. " * 4
+
+
 def test_fallback_order_selector_then_jsonld_then_meta() -> None:
     profile = profile_from_dict({
         "name": "t", "start_urls": {"front": ["http://127.0.0.1/"]},
@@ -140,12 +144,13 @@ def test_fallback_order_selector_then_jsonld_then_meta() -> None:
     html = """<html><head><meta property="og:title" content="OG title">
     <meta property="article:published_time" content="2026-01-02T03:04:05Z">
     <script type="application/ld+json">{"@graph": [{"@type": "WebSite"}, {"@type": "NewsArticle",
-      "headline": "LD title", "articleBody": "one\\ntwo", "author": "Ann"}]}</script>
+      "headline": "LD title", "articleBody": "%s\\n%s", "author": "Ann"}]}</script>
     <script type="application/ld+json">{broken</script></head>
-    <body><h1>Second selector</h1></body></html>"""
+    <body><h1>Second selector</h1></body></html>""" % (ONE, TWO)
     item = extract_article(html, "http://127.0.0.1/news/1", profile)
     assert item["title"] == "Second selector"
-    assert item["body"] == "one\n\ntwo" and item["_extraction"] == "jsonld"
+    # The page text is far shorter than the metadata body, so the metadata wins.
+    assert item["body"] == f"{ONE.strip()}\n\n{TWO.strip()}" and item["_extraction"] == "jsonld"
     assert item["authors"] == ["Ann"]
     assert item["published_at"] == "2026-01-02T03:04:05Z"
     meta = embedded_fields(Selector(text=html.replace('"headline": "LD title",', "")))
