@@ -154,9 +154,7 @@ def json_safe_stats(stats: dict[str, Any]) -> dict[str, Any]:
         value = stats[key]
         if isinstance(value, datetime):
             safe[key] = value.isoformat()
-        elif isinstance(value, bool) or isinstance(value, int | str) or value is None:
-            safe[key] = value
-        elif isinstance(value, float) and math.isfinite(value):
+        elif isinstance(value, bool | int | str) or value is None or (isinstance(value, float) and math.isfinite(value)):
             safe[key] = value
     return safe
 

@@ -22,7 +22,14 @@ from typing import Literal
 from warcio.archiveiterator import ArchiveIterator
 
 from archive.ids import is_snapshot_id
-from archive.manifest import ITEMS_NAME, MANIFEST_NAME, Manifest, ManifestError, read_manifest, sha256_file
+from archive.manifest import (
+    ITEMS_NAME,
+    MANIFEST_NAME,
+    Manifest,
+    ManifestError,
+    read_manifest,
+    sha256_file,
+)
 from archive.paths import KINDS, SITE_RE
 from archive.progress import transfer_bar
 from archive.staging import DIGESTS_NAME, META_NAME, PARTIAL_SUFFIX, build_manifest, is_live
@@ -255,4 +262,4 @@ def spooled_entries(spool_dir: str | Path) -> list[tuple[str, str, str, bool]]:
     ]
 
 
-__all__ = ["PushResult", "push_all", "push_entry", "salvage", "spooled_entries", "read_manifest"]
+__all__ = ["PushResult", "push_all", "push_entry", "read_manifest", "salvage", "spooled_entries"]

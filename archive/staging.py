@@ -130,7 +130,7 @@ class Staging:
             self.refers_to.add(prior.snapshot_id)
         elif self._digests is not None:
             self._digests.write(
-                "\t".join((written.digest, written.filename, written.record_id, written.uri, written.date)) + "\n"
+                f"{written.digest}\t{written.filename}\t{written.record_id}\t{written.uri}\t{written.date}\n"
             )
 
     # --- close --------------------------------------------------------------

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
@@ -43,11 +44,8 @@ def by_url(items: list[dict]) -> dict[str, dict]:
 
 
 def warc_check(path: Path) -> int:
-    class Cmd:
-        inputs = [str(path)]
-        verbose = False
-
-    return Checker(Cmd).process_all()
+    cmd = SimpleNamespace(inputs=[str(path)], verbose=False)
+    return int(Checker(cmd).process_all())
 
 
 def warc_pages(path: Path) -> dict[str, bytes]:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from archive.prune import plan_prune, prune, select_kept
 from archive.stores import SnapshotRef, open_store
-
 from tests.plugins.cli import NewsvaultRunner
 
 

@@ -19,9 +19,11 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError as BotoConnectionError,
     NoCredentialsError,
     PartialCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
 )
 
 from archive.stores import SNAPSHOTS_PREFIX, Progress, SnapshotRef, parse_manifest_key
@@ -168,7 +170,11 @@ class S3Store:
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
             batch = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
-            self._call("delete", lambda batch=batch: self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}))
+
+            def delete_batch(batch: list[dict[str, str]] = batch) -> Any:
+                return self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+            self._call("delete", delete_batch)
 
     def list_snapshots(self, site: str | None = None, kind: str | None = None) -> list[SnapshotRef]:
         prefix = SNAPSHOTS_PREFIX + "/"

@@ -80,7 +80,7 @@ def _progress() -> bool:
 
 def _parse_time(text: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text)
     except ValueError as exc:
         raise NewsvaultError(f"--at: not an ISO 8601 time: {text!r}") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
