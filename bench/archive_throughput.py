@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from common import SampleSiteProcess, Table, crawl_child, verdict, write_json, write_sample_profile  # noqa: E402
+from common import SampleSiteProcess, Table, crawl_child, verdict, write_json, write_sample_profile
 
 UPLOAD_TARGET = 0.90
 RESTORE_TARGET = 0.90
@@ -52,10 +52,14 @@ def make_snapshots(work: Path, articles: int) -> tuple[Path, Path]:
     with SampleSiteProcess(articles) as site:
         write_sample_profile(work / "sites", site.base_url, articles=articles)
         for n in (1, 2):
-            result, summary = crawl_child(work, start_urls=[f"{site.base_url}/sitemap.xml"], archive=str(archive))
+            result, summary = crawl_child(
+                work, start_urls=[f"{site.base_url}/sitemap.xml"], archive=str(archive)
+            )
             result.check(f"crawl {n}")
             if summary.get("snapshot_state") != "committed":
-                raise RuntimeError(f"crawl {n} did not commit its snapshot: {summary.get('snapshot_state')}")
+                raise RuntimeError(
+                    f"crawl {n} did not commit its snapshot: {summary.get('snapshot_state')}"
+                )
     snaps = snapshot_dirs(archive)
     if len(snaps) != 2:
         raise RuntimeError(f"expected two snapshots, found {len(snaps)}")
@@ -100,25 +104,68 @@ def main(argv: list[str] | None = None) -> int:
     restore_ratio = rows["restore"]["ours_mb_s"] / rows["restore"]["boto3_mb_s"]
     second_fraction = second_bytes / first_bytes
 
-    table = Table(["operation", "bytes", "newsvault s", "newsvault MB/s", "boto3 s", "boto3 MB/s", "ratio", "target"])
-    table.add("upload (push_all vs upload_file)", total, rows["upload"]["ours_s"], rows["upload"]["ours_mb_s"],
-              rows["upload"]["boto3_s"], rows["upload"]["boto3_mb_s"], upload_ratio, f">= {UPLOAD_TARGET}: {verdict(upload_ratio >= UPLOAD_TARGET)}")
-    table.add("restore (restore_snapshot vs download_file)", total, rows["restore"]["ours_s"], rows["restore"]["ours_mb_s"],
-              rows["restore"]["boto3_s"], rows["restore"]["boto3_mb_s"], restore_ratio, f">= {RESTORE_TARGET}: {verdict(restore_ratio >= RESTORE_TARGET)}")
-    print(f"archive throughput: snapshot of a {articles:,}-article crawl ({len(files)} files, {total / 1024**2:.1f} MiB), "
-          f"SeaweedFS on loopback, best of {repeat}")
+    table = Table(
+        [
+            "operation",
+            "bytes",
+            "newsvault s",
+            "newsvault MB/s",
+            "boto3 s",
+            "boto3 MB/s",
+            "ratio",
+            "target",
+        ]
+    )
+    table.add(
+        "upload (push_all vs upload_file)",
+        total,
+        rows["upload"]["ours_s"],
+        rows["upload"]["ours_mb_s"],
+        rows["upload"]["boto3_s"],
+        rows["upload"]["boto3_mb_s"],
+        upload_ratio,
+        f">= {UPLOAD_TARGET}: {verdict(upload_ratio >= UPLOAD_TARGET)}",
+    )
+    table.add(
+        "restore (restore_snapshot vs download_file)",
+        total,
+        rows["restore"]["ours_s"],
+        rows["restore"]["ours_mb_s"],
+        rows["restore"]["boto3_s"],
+        rows["restore"]["boto3_mb_s"],
+        restore_ratio,
+        f">= {RESTORE_TARGET}: {verdict(restore_ratio >= RESTORE_TARGET)}",
+    )
+    print(
+        f"archive throughput: snapshot of a {articles:,}-article crawl ({len(files)} files, {total / 1024**2:.1f} MiB), "
+        f"SeaweedFS on loopback, best of {repeat}"
+    )
     print(table.render())
-    print(f"second snapshot of the unchanged site: {second_bytes:,} bytes = {second_fraction:.3f} of the first ({first_bytes:,})  "
-          f"target <= {SECOND_SNAPSHOT_TARGET}: {verdict(second_fraction <= SECOND_SNAPSHOT_TARGET)} (aim 0.10)")
-    write_json(args.json, {
-        "articles": articles, "repeat": repeat, "snapshot_bytes": total, "files": [p.name for p in files],
-        "transfers": rows, "upload_ratio": upload_ratio, "restore_ratio": restore_ratio,
-        "first_snapshot_bytes": first_bytes, "second_snapshot_bytes": second_bytes, "second_fraction": second_fraction,
-    })
+    print(
+        f"second snapshot of the unchanged site: {second_bytes:,} bytes = {second_fraction:.3f} of the first ({first_bytes:,})  "
+        f"target <= {SECOND_SNAPSHOT_TARGET}: {verdict(second_fraction <= SECOND_SNAPSHOT_TARGET)} (aim 0.10)"
+    )
+    write_json(
+        args.json,
+        {
+            "articles": articles,
+            "repeat": repeat,
+            "snapshot_bytes": total,
+            "files": [p.name for p in files],
+            "transfers": rows,
+            "upload_ratio": upload_ratio,
+            "restore_ratio": restore_ratio,
+            "first_snapshot_bytes": first_bytes,
+            "second_snapshot_bytes": second_bytes,
+            "second_fraction": second_fraction,
+        },
+    )
     return 0
 
 
-def run_transfers(server: Any, work: Path, snapshot: Path, files: list[Path], repeat: int) -> dict[str, dict[str, float]]:
+def run_transfers(
+    server: Any, work: Path, snapshot: Path, files: list[Path], repeat: int
+) -> dict[str, dict[str, float]]:
     import boto3
 
     from archive.restore import restore_snapshot
@@ -128,32 +175,39 @@ def run_transfers(server: Any, work: Path, snapshot: Path, files: list[Path], re
     site, kind, snapshot_id = snapshot.parts[-3:]
     total = sum(p.stat().st_size for p in files)
     client = boto3.client("s3")  # the same endpoint and credentials, from the same variables
-    times: dict[str, list[float]] = {"push": [], "upload_file": [], "restore": [], "download_file": []}
+    times: dict[str, list[float]] = {
+        "push": [],
+        "upload_file": [],
+        "restore": [],
+        "download_file": [],
+    }
     for i in range(repeat):
         prefix = f"run{i}"
         store = open_store(server.archive_url(f"ours/{prefix}"))
         spool = work / f"spool-{i}"
         shutil.copytree(snapshot, spool / site / kind / snapshot_id)
 
-        def ours_push() -> None:
+        def ours_push(store: Any = store, spool: Path = spool) -> None:
             results = push_all(store, spool, progress=False)
             if not results or not all(r.ok for r in results):
                 raise RuntimeError(f"push failed: {results}")
 
-        def plain_upload() -> None:
+        def plain_upload(prefix: str = prefix) -> None:
             for path in files:
                 client.upload_file(str(path), server.bucket, f"plain/{prefix}/{path.name}")
 
         ref = SnapshotRef(snapshot_id=snapshot_id, site=site, kind=kind)
 
-        def ours_restore() -> None:
+        def ours_restore(store: Any = store, ref: SnapshotRef = ref, i: int = i) -> None:
             restore_snapshot(store, ref, work / f"restore-{i}", progress=False)
 
-        def plain_download() -> None:
+        def plain_download(prefix: str = prefix, i: int = i) -> None:
             out = work / f"download-{i}"
             out.mkdir()
             for path in files:
-                client.download_file(server.bucket, f"plain/{prefix}/{path.name}", str(out / path.name))
+                client.download_file(
+                    server.bucket, f"plain/{prefix}/{path.name}", str(out / path.name)
+                )
 
         # Alternate which side goes first, so neither always meets a warmer server.
         uploads = [("push", ours_push), ("upload_file", plain_upload)]
@@ -171,7 +225,14 @@ def run_transfers(server: Any, work: Path, snapshot: Path, files: list[Path], re
 
     def pair(ours: str, plain: str) -> dict[str, float]:
         o, p = min(times[ours]), min(times[plain])
-        return {"ours_s": o, "ours_mb_s": mb / o, "boto3_s": p, "boto3_mb_s": mb / p, "ours_runs": times[ours], "boto3_runs": times[plain]}  # type: ignore[dict-item]
+        return {
+            "ours_s": o,
+            "ours_mb_s": mb / o,
+            "boto3_s": p,
+            "boto3_mb_s": mb / p,
+            "ours_runs": times[ours],
+            "boto3_runs": times[plain],
+        }  # type: ignore[dict-item]
 
     return {"upload": pair("push", "upload_file"), "restore": pair("restore", "download_file")}
 

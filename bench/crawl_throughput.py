@@ -24,17 +24,33 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ChildResult, SampleSiteProcess, Table, crawl_child, verdict, write_json, write_sample_profile  # noqa: E402
+from common import (
+    ChildResult,
+    SampleSiteProcess,
+    Table,
+    crawl_child,
+    verdict,
+    write_json,
+    write_sample_profile,
+)
 
 TARGET_RATIO = 0.85
 
 
-def one_run(root: Path, base_url: str, articles: int, *, bare: bool, profile_to: Path | None = None) -> tuple[ChildResult, dict[str, Any]]:
+def one_run(
+    root: Path, base_url: str, articles: int, *, bare: bool, profile_to: Path | None = None
+) -> tuple[ChildResult, dict[str, Any]]:
     """A crawl with fresh state, spool and archive dirs."""
     work = Path(tempfile.mkdtemp(dir=root))
     write_sample_profile(work / "sites", base_url, articles=articles)
     archive = None if bare else str(work / "archive")
-    result, summary = crawl_child(work, start_urls=[f"{base_url}/sitemap.xml"], archive=archive, bare=bare, profile_to=profile_to)
+    result, summary = crawl_child(
+        work,
+        start_urls=[f"{base_url}/sitemap.xml"],
+        archive=archive,
+        bare=bare,
+        profile_to=profile_to,
+    )
     result.check("bare crawl" if bare else "full crawl")
     shutil.rmtree(work, ignore_errors=True)
     return result, summary
@@ -56,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 articles, one run per side")
     parser.add_argument("--articles", type=int, help="site size (default 10,000)")
     parser.add_argument("--repeat", type=int, help="runs per side (default 2, --quick 1)")
-    parser.add_argument("--profile", metavar="FILE", help="write the pyinstrument report of a full crawl here")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="write the pyinstrument report of a full crawl here"
+    )
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled run")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -65,20 +83,37 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: dict[str, list[tuple[ChildResult, dict[str, Any]]]] = {"bare": [], "full": []}
     profile_text = ""
-    with tempfile.TemporaryDirectory(prefix="nv-bench-") as tmp, SampleSiteProcess(articles) as site:
+    with (
+        tempfile.TemporaryDirectory(prefix="nv-bench-") as tmp,
+        SampleSiteProcess(articles) as site,
+    ):
         root = Path(tmp)
         for i in range(repeat):
             # Alternate the order so neither side always runs on a warmer machine.
-            for side in (("bare", "full") if i % 2 == 0 else ("full", "bare")):
+            for side in ("bare", "full") if i % 2 == 0 else ("full", "bare"):
                 result, summary = one_run(root, site.base_url, articles, bare=side == "bare")
                 runs[side].append((result, summary))
-                print(f"  {side} run {i + 1}: {summary.get('pages', 0)} pages in {result.wall_seconds:.1f} s", file=sys.stderr)
+                print(
+                    f"  {side} run {i + 1}: {summary.get('pages', 0)} pages in {result.wall_seconds:.1f} s",
+                    file=sys.stderr,
+                )
         if not args.no_profile:
             profile_path = Path(args.profile) if args.profile else root / "profile.txt"
             one_run(root, site.base_url, articles, bare=False, profile_to=profile_path)
             profile_text = profile_path.read_text(encoding="utf-8")
 
-    table = Table(["side", "pages", "items", "wall s", "pages/s", "crawl-only pages/s", "CPU s / 1,000 pages", "peak RSS MB"])
+    table = Table(
+        [
+            "side",
+            "pages",
+            "items",
+            "wall s",
+            "pages/s",
+            "crawl-only pages/s",
+            "CPU s / 1,000 pages",
+            "peak RSS MB",
+        ]
+    )
     best: dict[str, dict[str, float]] = {}
     for side in ("bare", "full"):
         result, summary = max(runs[side], key=lambda r: r[1].get("pages", 0) / r[0].wall_seconds)
@@ -94,25 +129,57 @@ def main(argv: list[str] | None = None) -> int:
             "max_rss_mb": result.max_rss_mb,
         }
         b = best[side]
-        table.add(side, pages, b["items"], b["wall_seconds"], b["pages_per_second"], b["crawl_pages_per_second"],
-                  b["cpu_per_1000_pages"], b["max_rss_mb"])
+        table.add(
+            side,
+            pages,
+            b["items"],
+            b["wall_seconds"],
+            b["pages_per_second"],
+            b["crawl_pages_per_second"],
+            b["cpu_per_1000_pages"],
+            b["max_rss_mb"],
+        )
     ratio = best["full"]["pages_per_second"] / best["bare"]["pages_per_second"]
     crawl_ratio = best["full"]["crawl_pages_per_second"] / best["bare"]["crawl_pages_per_second"]
-    print(f"crawl throughput: {articles:,}-article sample site, sitemap start, no delay, 16 per domain, best of {repeat}")
+    print(
+        f"crawl throughput: {articles:,}-article sample site, sitemap start, no delay, 16 per domain, best of {repeat}"
+    )
     print(table.render())
-    print(f"full / bare pages/s (end to end, incl. archive push): {ratio:.3f}  target >= {TARGET_RATIO}: {verdict(ratio >= TARGET_RATIO)}")
+    print(
+        f"full / bare pages/s (end to end, incl. archive push): {ratio:.3f}  target >= {TARGET_RATIO}: {verdict(ratio >= TARGET_RATIO)}"
+    )
     print(f"full / bare pages/s (crawl only, Scrapy elapsed time): {crawl_ratio:.3f}")
-    print(f"CPU per 1,000 pages: full {best['full']['cpu_per_1000_pages']:.1f} s, bare {best['bare']['cpu_per_1000_pages']:.1f} s")
+    print(
+        f"CPU per 1,000 pages: full {best['full']['cpu_per_1000_pages']:.1f} s, bare {best['bare']['cpu_per_1000_pages']:.1f} s"
+    )
     costs = top_costs(profile_text) if profile_text else []
     if costs:
         print("top 10 costs of the full crawl (pyinstrument, self time):")
         print("\n".join(costs))
-    write_json(args.json, {
-        "articles": articles, "repeat": repeat, "sides": best, "ratio": ratio, "crawl_only_ratio": crawl_ratio,
-        "target": TARGET_RATIO, "met": ratio >= TARGET_RATIO, "top_costs": costs,
-        "runs": {side: [{"pages": s.get("pages"), "wall_seconds": r.wall_seconds, "cpu_seconds": r.cpu_seconds} for r, s in rs]
-                 for side, rs in runs.items()},
-    })
+    write_json(
+        args.json,
+        {
+            "articles": articles,
+            "repeat": repeat,
+            "sides": best,
+            "ratio": ratio,
+            "crawl_only_ratio": crawl_ratio,
+            "target": TARGET_RATIO,
+            "met": ratio >= TARGET_RATIO,
+            "top_costs": costs,
+            "runs": {
+                side: [
+                    {
+                        "pages": s.get("pages"),
+                        "wall_seconds": r.wall_seconds,
+                        "cpu_seconds": r.cpu_seconds,
+                    }
+                    for r, s in rs
+                ]
+                for side, rs in runs.items()
+            },
+        },
+    )
     return 0
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SampleSiteProcess, Table, crawl_child, verdict, write_json, write_sample_profile  # noqa: E402
+from common import SampleSiteProcess, Table, crawl_child, verdict, write_json, write_sample_profile
 
 TARGET_GROWTH = 1.5
 
@@ -31,8 +31,11 @@ def measure(root: Path, articles: int, *, tracemalloc_to: Path | None = None) ->
         with SampleSiteProcess(articles) as site:
             write_sample_profile(work / "sites", site.base_url, articles=articles)
             result, summary = crawl_child(
-                work, start_urls=[f"{site.base_url}/sitemap.xml"], archive=str(work / "archive"),
-                tracemalloc_to=tracemalloc_to, timeout=7200,
+                work,
+                start_urls=[f"{site.base_url}/sitemap.xml"],
+                archive=str(work / "archive"),
+                tracemalloc_to=tracemalloc_to,
+                timeout=7200,
             )
         result.check(f"crawl of {articles} articles")
         pages = int(summary.get("pages", 0))
@@ -52,8 +55,12 @@ def measure(root: Path, articles: int, *, tracemalloc_to: Path | None = None) ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="sizes 300, 1,000 and 3,000")
-    parser.add_argument("--sizes", help="comma-separated article counts (default 1000,10000,100000)")
-    parser.add_argument("--tracemalloc", action="store_true", help="also find what holds memory at the largest size")
+    parser.add_argument(
+        "--sizes", help="comma-separated article counts (default 1000,10000,100000)"
+    )
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="also find what holds memory at the largest size"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if args.sizes:
@@ -67,29 +74,52 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         for articles in sizes:
             rows.append(measure(root, articles))
-            print(f"  {articles:,} articles: {rows[-1]['max_rss_mb']:.0f} MB in {rows[-1]['wall_seconds']:.0f} s", file=sys.stderr)
+            print(
+                f"  {articles:,} articles: {rows[-1]['max_rss_mb']:.0f} MB in {rows[-1]['wall_seconds']:.0f} s",
+                file=sys.stderr,
+            )
         if args.tracemalloc:
             report = root / "tracemalloc.txt"
             measure(root, sizes[-1], tracemalloc_to=report)
             tracemalloc_report = report.read_text(encoding="utf-8")
 
-    table = Table(["articles", "pages", "items", "snapshot", "wall s", "pages/s", "peak RSS MB", "x previous"])
+    table = Table(
+        ["articles", "pages", "items", "snapshot", "wall s", "pages/s", "peak RSS MB", "x previous"]
+    )
     for i, row in enumerate(rows):
         growth = row["max_rss_mb"] / rows[i - 1]["max_rss_mb"] if i else 1.0
         row["growth_vs_previous"] = growth
-        table.add(row["articles"], row["pages"], row["items"], row["snapshot_state"], row["wall_seconds"],
-                  row["pages_per_second"], row["max_rss_mb"], growth)
+        table.add(
+            row["articles"],
+            row["pages"],
+            row["items"],
+            row["snapshot_state"],
+            row["wall_seconds"],
+            row["pages_per_second"],
+            row["max_rss_mb"],
+            growth,
+        )
     print("peak RSS of the full crawl (+ local archive push), sitemap start, no delay")
     print(table.render())
     growth = rows[-1]["max_rss_mb"] / rows[-2]["max_rss_mb"] if len(rows) > 1 else 1.0
     factor = rows[-1]["articles"] / rows[-2]["articles"] if len(rows) > 1 else 1
-    print(f"RSS at {rows[-1]['articles']:,} / RSS at {rows[-2]['articles'] if len(rows) > 1 else '-':,} articles ({factor:.0f}x the site): "
-          f"{growth:.2f}  target < {TARGET_GROWTH}: {verdict(growth < TARGET_GROWTH)}")
+    print(
+        f"RSS at {rows[-1]['articles']:,} / RSS at {rows[-2]['articles'] if len(rows) > 1 else '-':,} articles ({factor:.0f}x the site): "
+        f"{growth:.2f}  target < {TARGET_GROWTH}: {verdict(growth < TARGET_GROWTH)}"
+    )
     if tracemalloc_report:
         print("\nwhat holds memory at the peak (tracemalloc, largest size):")
         print(tracemalloc_report)
-    write_json(args.json, {"sizes": rows, "growth": growth, "target": TARGET_GROWTH, "met": growth < TARGET_GROWTH,
-                           "tracemalloc": tracemalloc_report})
+    write_json(
+        args.json,
+        {
+            "sizes": rows,
+            "growth": growth,
+            "target": TARGET_GROWTH,
+            "met": growth < TARGET_GROWTH,
+            "tracemalloc": tracemalloc_report,
+        },
+    )
     return 0
 
 
