@@ -23,8 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from scoring import corpus_scores  # noqa: E402
-from static_site import load_pages, serve_pages  # noqa: E402
+from scoring import corpus_scores
+from static_site import load_pages, serve_pages
 
 DATA = HERE / "data" / "extraction-dev"
 PROFILE = """\

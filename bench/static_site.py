@@ -15,7 +15,7 @@ def _handler_for(pages: dict[str, bytes]) -> type[BaseHTTPRequestHandler]:
     index_page = f"<html><head><title>Index</title></head><body><ul>{index}</ul></body></html>".encode()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        def do_GET(self) -> None:
             if self.path == "/":
                 body = index_page
             elif self.path.startswith("/pages/") and self.path.endswith(".html"):

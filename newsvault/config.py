@@ -194,7 +194,7 @@ def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 
 def _schedule_leaf_paths(data: dict[str, Any]) -> list[tuple[str, ...]]:
     """Every schedule key an environment variable may set, for sites already named."""
-    paths = []
+    paths: list[tuple[str, ...]] = []
     for site in data.get("schedules", {}):
         for kind in ("articles", "discussions"):
             for key in ScheduleConfig.model_fields:

@@ -145,7 +145,9 @@ def _failure_reason(stats: dict[str, Any], pages: int) -> str | None:
     return None
 
 
-def _push_spool(config: Config, settings: Settings, site: str, kind: str, snapshot_id: str | None) -> str | None:
+def _push_spool(
+    config: Config, settings: Settings, site: str, kind: str, snapshot_id: str | None
+) -> Literal["committed", "spooled"] | None:
     """Upload finished snapshots; returns "committed", "spooled" or None when no snapshot was made."""
     try:
         from archive.spool import push_all

@@ -144,9 +144,9 @@ def test_fallback_order_selector_then_jsonld_then_meta() -> None:
     html = """<html><head><meta property="og:title" content="OG title">
     <meta property="article:published_time" content="2026-01-02T03:04:05Z">
     <script type="application/ld+json">{"@graph": [{"@type": "WebSite"}, {"@type": "NewsArticle",
-      "headline": "LD title", "articleBody": "%s\\n%s", "author": "Ann"}]}</script>
+      "headline": "LD title", "articleBody": "BODY", "author": "Ann"}]}</script>
     <script type="application/ld+json">{broken</script></head>
-    <body><h1>Second selector</h1></body></html>""" % (ONE, TWO)
+    <body><h1>Second selector</h1></body></html>""".replace("BODY", f"{ONE}\\n{TWO}")
     item = extract_article(html, "http://127.0.0.1/news/1", profile)
     assert item["title"] == "Second selector"
     # The page text is far shorter than the metadata body, so the metadata wins.
