@@ -103,6 +103,16 @@ def find_extension(crawler: Crawler) -> SnapshotExtension | None:
     return None
 
 
+def require_extension(crawler: Crawler, consequence: str) -> SnapshotExtension:
+    """The crawl's SnapshotExtension, or NotConfigured when archiving is off."""
+    if not crawler.settings.getbool("NEWSVAULT_ARCHIVE_ENABLED"):
+        raise NotConfigured("archive disabled (NEWSVAULT_ARCHIVE_ENABLED)")
+    ext = find_extension(crawler)
+    if ext is None:
+        raise NotConfigured(f"SnapshotExtension is not enabled; {consequence}")
+    return ext
+
+
 class WarcRecorderMiddleware:
     """Downloader middleware (priority 950): records every request/response pair as received."""
 
@@ -111,12 +121,7 @@ class WarcRecorderMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> WarcRecorderMiddleware:
-        if not crawler.settings.getbool("NEWSVAULT_ARCHIVE_ENABLED"):
-            raise NotConfigured("archive disabled (NEWSVAULT_ARCHIVE_ENABLED)")
-        ext = find_extension(crawler)
-        if ext is None:
-            raise NotConfigured("SnapshotExtension is not enabled; nothing to record into")
-        return cls(ext)
+        return cls(require_extension(crawler, "nothing to record into"))
 
     def process_response(self, request: Request, response: Response, spider: Spider | None = None) -> Response:
         staging = self.extension.staging

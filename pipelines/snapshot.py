@@ -6,9 +6,8 @@ from typing import Any
 
 from itemadapter import ItemAdapter
 from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
 
-from archive.scrapy_hooks import SnapshotExtension, find_extension
+from archive.scrapy_hooks import SnapshotExtension, require_extension
 
 
 class SnapshotItemsPipeline:
@@ -19,12 +18,7 @@ class SnapshotItemsPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SnapshotItemsPipeline:
-        if not crawler.settings.getbool("NEWSVAULT_ARCHIVE_ENABLED"):
-            raise NotConfigured("archive disabled (NEWSVAULT_ARCHIVE_ENABLED)")
-        ext = find_extension(crawler)
-        if ext is None:
-            raise NotConfigured("SnapshotExtension is not enabled; no snapshot to write items into")
-        return cls(ext)
+        return cls(require_extension(crawler, "no snapshot to write items into"))
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         staging = self.extension.staging

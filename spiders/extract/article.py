@@ -17,26 +17,12 @@ from w3lib.html import remove_tags
 from spiders.extract.generic import generic_extract
 from spiders.extract.metadata import embedded_fields
 from spiders.extract.select import absolute, all_values, first_value, paragraphs
-from spiders.profile import SiteProfile
+from spiders.profile import ARTICLE_FIELDS, SiteProfile
 
 _LIST_FIELDS = ("authors", "tags")
 _URL_FIELDS = ("image_url", "source_url", "canonical_url")
-_SCALAR_FIELDS = (
-    "title",
-    "lead",
-    "published_at",
-    "published_raw",
-    "modified_at",
-    "section",
-    "image_url",
-    "image_credit",
-    "source_name",
-    "source_url",
-    "views",
-    "comment_count",
-    "language",
-    "canonical_url",
-)
+# Every selectable field but the body (read after furniture goes) and the lists.
+_SCALAR_FIELDS = tuple(name for name in ARTICLE_FIELDS if name != "body" and name not in _LIST_FIELDS)
 
 
 def utc_now() -> str:
