@@ -1,8 +1,9 @@
 """Reliability drills: killed crawls, an S3 outage mid-upload, and the sample site's fault pages.
 
 (a) kills: a crawl + S3 archive of the sample site is SIGKILLed at ``--kills``
-    seeded random moments, spread over the crawl and the upload (every fourth
-    kill waits for the upload to begin); ``newsvault push`` runs after each.
+    seeded random moments spread over the crawl (0 to 0.8x a clean run's time
+    after its staging dir appears) and the upload (every fourth kill: 0-0.4 s
+    after the finished spool entry appears); ``newsvault push`` runs after each.
     Then one crawl runs to the end. Counted: snapshots half-visible in the
     store (a manifest whose files are missing: must be 0), committed snapshots
     failing verify (0), items lost (a committed items file shorter than its
@@ -171,7 +172,7 @@ def drill_kills(
     rows = []
     for i in range(kills):
         upload_phase = i % 4 == 3
-        delay = rng.uniform(0, 0.4) if upload_phase else rng.uniform(0.5, duration)
+        delay = rng.uniform(0, 0.4) if upload_phase else rng.uniform(0.0, duration * 0.8)
         started = time.monotonic()
         proc = subprocess.Popen(
             crawl_args(site.base_url, work / f"kill-{i}.jsonl", work / f"kill-{i}.json"),
@@ -188,10 +189,10 @@ def drill_kills(
             seen_ids |= partial | finished
             finished -= before_finished  # an entry an earlier push kept is not this run's upload
             now = time.monotonic()
-            if upload_phase and not finished:
-                trigger_at = (
-                    now + delay
-                )  # not uploading yet: the delay counts from the upload's start
+            # Delays count from the start of the phase aimed at: the crawl (staging dir
+            # exists) or the upload (finished spool entry), not from process start-up.
+            if (upload_phase and not finished) or (not upload_phase and not (partial or finished)):
+                trigger_at = now + delay
             if now >= trigger_at:
                 phase = "upload" if finished else ("crawl" if partial else "start-up/after push")
                 proc.kill()
