@@ -209,6 +209,11 @@ class ArticlesSpider(ProfileSpider):
             self.count_page("empty", response.url)
             return
         canonical = item["canonical_url"]
+        if canonical and not self.profile.is_article_url(canonical):
+            # Sites that declare rel=canonical="/" (or a section) on every page
+            # would otherwise merge all their articles into one.
+            self.crawler.stats.inc_value("newsvault/pages/canonical_ignored")
+            canonical = item["canonical_url"] = None
         here = url_key(response.url)
         if not self.profile.is_article_url(response.url) and not (canonical and self.profile.is_article_url(canonical)):
             self.count_page("not_article", response.url)

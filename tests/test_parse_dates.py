@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pipelines.parse.dates import (
+    FUTURE_TOLERANCE,
     infer_year,
     parse_human_date,
     parse_iso,
@@ -83,10 +84,13 @@ def test_unparseable_dates_are_none(raw: str | None) -> None:
 
 def test_no_year_is_never_in_the_future() -> None:
     reference = parse_reference(JAN1, None)
-    for day, month in [(31, 12), (15, 6), (2, 1), (1, 1)]:
-        moment = infer_year(day, month, 12, 0, reference, zone(MSK))
+    for day, month, hour in [(31, 12, 12), (15, 6, 12), (2, 1, 12), (1, 1, 12), (1, 1, 23)]:
+        moment = infer_year(day, month, hour, 0, reference, zone(MSK))
         assert moment is not None
-        assert (moment - reference).total_seconds() <= 86400
+        assert moment <= reference + FUTURE_TOLERANCE
+    # Later on the same day than the page's own clock: that was a year ago.
+    late = infer_year(1, 1, 23, 0, reference, zone(MSK))
+    assert late is not None and late.year == reference.year - 1
 
 
 def test_leap_day_without_year_goes_back_to_a_leap_year() -> None:

@@ -13,22 +13,13 @@ from typing import Any
 
 import pytest
 
-from samplesite.model import SampleSite
+from samplesite.model import FURNITURE_STRINGS, SampleSite
 from samplesite.server import SiteServer
 from tests.plugins.cli import NewsvaultRunner
 
 ARTICLES = 300
-FURNITURE = (
-    "The original article was published",
-    "Реклама",
-    "InoSMI materials contain",
-    "Do you want to leave a comment",
-    "ПОДПИСКА НА НОВОСТИ",
-    "The rights to this material",
-    "Image source",
-    "The news mentions",
-    "Original publication",
-)
+# Every string of the page furniture, as the sample site defines it.
+FURNITURE = FURNITURE_STRINGS
 EXACT_FIELDS = ("title", "url", "canonical_url", "views", "comment_count", "image_credit",
                 "source_name", "source_url", "tags", "published_at", "section", "authors", "language")
 
@@ -157,6 +148,24 @@ def test_discussion_entries_all_yielded(site_server, runner) -> None:
         for field in ("thread_url", "title", "last_activity_raw", "list_url", "comment_count",
                       "is_reply", "reply_to_title", "last_activity_at"):
             assert entry.get(field) == want[field], (field, entry, want)
+
+
+def test_discussions_fetched_in_january_keep_december_in_the_old_year(runner) -> None:
+    # Tick 4 is 1 January 2027, 09:00 in Moscow: the list still shows "31.12" entries.
+    site = SampleSite(articles=60, tick=4)
+    with SiteServer(site).start() as server:
+        result = crawl(runner, "discussions-january", "crawl", "sample", "--kind", "discussions",
+                       "--start-url", server.base_url + "/discussions/")
+    expected = site.expected_discussions()
+    entries = result.of_type("discussion")
+    assert [e["last_activity_at"] for e in entries] == [w["last_activity_at"] for w in expected]
+    now = site.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert all(e["last_activity_at"] <= now for e in entries)
+    december = [e for e in entries if e["last_activity_raw"].startswith("31.12")]
+    assert december, "the list should cross New Year"
+    # 31.12 in Moscow is 30 or 31 December in UTC, and never of 2027.
+    assert all(e["last_activity_at"].startswith(("2026-12-30", "2026-12-31")) for e in december)
+    assert any(e["last_activity_at"].startswith("2027-01-01") for e in entries)
 
 
 def test_generic_profile_yields_title_body_date(site_server, runner, truth) -> None:

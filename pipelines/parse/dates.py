@@ -31,9 +31,10 @@ _RELATIVE_WORDS = re.compile(
 # "N units ago" counts elapsed time, so it is computed in UTC: wall-clock
 # arithmetic in the site zone would be off by an hour across a DST change.
 _ELAPSED = re.compile(r"\bago\b|назад", re.IGNORECASE)
-# A date without a year may be up to a day ahead of the reference (clock skew,
-# timezone edges); further ahead means it belongs to the previous year.
-_FUTURE_TOLERANCE = timedelta(days=1)
+# A date without a year may be slightly ahead of the reference (the site's
+# clock against ours); further ahead means it belongs to the previous year.
+# The reference is normally the page's own Date header, so an hour is ample.
+FUTURE_TOLERANCE = timedelta(hours=1)
 
 
 def to_utc_iso(moment: datetime) -> str:
@@ -101,7 +102,7 @@ def infer_year(
             candidate = _localize(datetime(year, month, day, hour, minute), tz)
         except ValueError:  # 29.02 in a non-leap year, or nonsense like 31.04
             continue
-        if candidate <= reference + _FUTURE_TOLERANCE:
+        if candidate <= reference + FUTURE_TOLERANCE:
             return candidate
     return None
 
@@ -153,7 +154,7 @@ def parse_human_date(
     moment = parsed.astimezone(UTC) if parsed.tzinfo else _localize(parsed, tz)
     if not _HAS_YEAR.search(text) and not _RELATIVE_WORDS.search(text):
         # dateparser put it in the reference's year; apply the no-future rule.
-        while moment > reference + _FUTURE_TOLERANCE:
+        while moment > reference + FUTURE_TOLERANCE:
             try:
                 moment = _localize(parsed.replace(year=parsed.year - 1), tz)
             except ValueError:

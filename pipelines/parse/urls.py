@@ -77,4 +77,7 @@ def absolute_url(value: str | None, base: str) -> str | None:
     """Join a possibly relative URL to ``base``; None/blank stays None."""
     if value is None or not str(value).strip():
         return None
-    return urljoin(base, str(value).strip())
+    try:
+        return urljoin(base, str(value).strip())
+    except ValueError:  # malformed (e.g. an unclosed IPv6 bracket): the field is dropped
+        return None

@@ -83,6 +83,8 @@ def extract_article(
         if not body:
             body = generic.body
             extraction = "trafilatura"
+        item["title"] = item.get("title") or generic.title
+        item["published_at"] = item.get("published_at") or generic.date
     # JSON-LD articleBody often carries markup, teasers or related links, and
     # on the extraction dev set trafilatura's text scores better; it wins only
     # where the page text gave little of what the metadata holds.
@@ -91,8 +93,6 @@ def extract_article(
         if sum(map(len, body)) < sum(map(len, ld_body)) / 4:
             body = ld_body
             extraction = "jsonld"
-        item["title"] = item.get("title") or generic.title
-        item["published_at"] = item.get("published_at") or generic.date
     if not item.get("title"):
         item["title"] = " ".join((root.xpath("//title/text()").get() or "").split()) or None
 

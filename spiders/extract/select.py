@@ -94,4 +94,10 @@ def links(root: Selector, specs: Iterable[SelectorSpec], base_url: str) -> list[
 
 
 def absolute(url: str | None, base_url: str) -> str | None:
-    return urljoin(base_url, url) if url else None
+    """``url`` joined to ``base_url``; None when missing or malformed (e.g. ``http://[bad``)."""
+    if not url:
+        return None
+    try:
+        return urljoin(base_url, url)
+    except ValueError:  # a broken link loses that field, never the whole page
+        return None

@@ -1,0 +1,71 @@
+"""Pages with broken markup that real sites serve: each costs at most a field, never an article."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.cli import NewsvaultRunner
+
+ARTICLE = """<html><head><title>{title} | Broken Site</title>
+<link rel="canonical" href="/">{extra}</head>
+<body><article><h1>{title}</h1><time datetime="2026-11-20T10:00:00+03:00">20.11.2026</time>
+<p>{title}: the first paragraph of a story long enough to be taken as the article text by the
+generic extraction, with several sentences about what happened and when.</p>
+<p>A second paragraph adds the reactions and the background so the page reads like news.</p>
+</article></body></html>"""
+
+PAGES = {
+    "/": '<html><body><a href="/a/1.html">1</a> <a href="/a/2.html">2</a> <a href="/a/3.html">3</a></body></html>',
+    # Every page claims the front page as its canonical address, a common CMS fault.
+    "/a/1.html": ARTICLE.format(title="Storm closes the harbour", extra=""),
+    "/a/2.html": ARTICLE.format(title="Council approves the budget", extra='<meta property="og:image" content="http://[bad">'),
+    "/a/3.html": ARTICLE.format(title="Rail strike ends", extra='<link rel="alternate" href="http://[::1">'),
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = PAGES.get(self.path, "").encode()
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def broken_site() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_bad_canonical_and_bad_links_lose_no_article(broken_site: str, tmp_path: Path) -> None:
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    (sites / "broken.toml").write_text(
+        f'name = "broken"\n[start_urls]\nfront = ["{broken_site}/"]\n[articles]\nurl_patterns = \'/a/\\d+\\.html\'\n',
+        encoding="utf-8",
+    )
+    runner = NewsvaultRunner(tmp_path, env={"NEWSVAULT_SITES_DIR": str(sites)})
+    output = tmp_path / "items.jsonl"
+    summary = tmp_path / "summary.json"
+    result = runner("crawl", "broken", "--no-archive", "--output", str(output), "--json-summary", str(summary))
+    assert result.returncode == 0, result.stderr[-2000:]
+    items = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert sorted(i["title"] for i in items) == ["Council approves the budget", "Rail strike ends", "Storm closes the harbour"]
+    # The bogus canonical is ignored: each article keeps its own address.
+    assert sorted(i["canonical_url"] for i in items) == [f"{broken_site}/a/{n}.html" for n in (1, 2, 3)]
+    stats = json.loads(summary.read_text(encoding="utf-8"))["stats"]
+    assert stats.get("newsvault/pages/canonical_ignored") == 3
