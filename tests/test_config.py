@@ -70,3 +70,15 @@ def test_broken_toml_is_refused(tmp_path: Path) -> None:
     path.write_text("[archive\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(path, env={})
+
+
+def test_example_config_loads_and_names_every_key() -> None:
+    example = Path(__file__).resolve().parent.parent / "newsvault.example.toml"
+    config = load_config(example, env={})
+    assert config.schedules["sample"]["articles"].cron
+    text = example.read_text(encoding="utf-8")
+    for section in ("archive", "state", "sites", "crawl", "daemon"):
+        model = getattr(config, section)
+        for key in type(model).model_fields:
+            # Optional keys appear commented out, with an example value.
+            assert f"\n{key} =" in text or f"\n# {key} =" in text, f"{section}.{key} missing from the example"
