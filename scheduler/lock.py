@@ -11,12 +11,16 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import time
 from pathlib import Path
 from typing import Self
 
 from newsvault.errors import DaemonLockedError
 
 DAEMON_LOCK = "daemon.lock"
+# How long a starting daemon retries its lock. A probe (`jobs`, `trigger`) holds a
+# shared lock for microseconds; a real daemon holds the lock for its whole life.
+ACQUIRE_RETRY_SECONDS = 1.0
 
 
 class FileLock:
@@ -53,14 +57,27 @@ class FileLock:
             return ""
 
     def is_held_elsewhere(self) -> bool:
-        """True if another process (or open file) holds the lock right now."""
+        """True if another process (or open file) holds the lock right now.
+
+        A probe must never look like a holder: it takes a *shared* lock on its own
+        read-only descriptor and drops it at once, and never creates the file or
+        writes a pid, so the holder's pid and the holder's lock are left alone.
+        """
         if self.fd is not None:
             return False
-        probe = FileLock(self.path)
-        if probe.path.exists() and not probe.try_acquire():
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False  # no daemon ever ran here
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
             return True
-        probe.release()
-        return False
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
 
 
 class DaemonLock(FileLock):
@@ -70,11 +87,18 @@ class DaemonLock(FileLock):
         self.state_dir = Path(state_dir)
         super().__init__(self.state_dir / DAEMON_LOCK)
 
-    def acquire(self) -> None:
-        """Take the lock or raise DaemonLockedError naming the state dir and the holder."""
-        if not self.try_acquire():
-            holder = self.holder()
-            raise DaemonLockedError(self.state_dir, f"pid {holder}" if holder else "")
+    def acquire(self, retry_seconds: float = ACQUIRE_RETRY_SECONDS) -> None:
+        """Take the lock or raise DaemonLockedError naming the state dir and the holder.
+
+        Retries for ``retry_seconds`` so that a CLI probe holding its shared lock at
+        this very moment never makes a daemon refuse to start.
+        """
+        deadline = time.monotonic() + retry_seconds
+        while not self.try_acquire():
+            if time.monotonic() >= deadline:
+                holder = self.holder()
+                raise DaemonLockedError(self.state_dir, f"pid {holder}" if holder else "")
+            time.sleep(0.02)
 
     def __enter__(self) -> Self:
         self.acquire()

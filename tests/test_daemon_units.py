@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -64,6 +66,33 @@ def test_one_daemon_lock_per_state_dir(tmp_path: Path) -> None:
     assert not daemon_running(tmp_path)
     with DaemonLock(tmp_path):
         pass
+
+
+def test_probing_for_a_daemon_never_takes_its_lock_or_pid(tmp_path: Path) -> None:
+    """`jobs`/`trigger` probing in a tight loop while a daemon starts must not refuse it."""
+    assert not daemon_running(tmp_path)
+    assert not (tmp_path / "daemon.lock").exists()  # a probe creates nothing
+    (tmp_path / "daemon.lock").write_text("")
+    code = ("import sys, time\nfrom scheduler.lock import daemon_running\n"
+            "print('probing', flush=True)\nend = time.monotonic() + 30\n"
+            "while time.monotonic() < end:\n    daemon_running(sys.argv[1])\n")
+    prober = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert prober.stdout is not None and prober.stdout.readline().strip() == "probing"
+        for _ in range(200):
+            lock = DaemonLock(tmp_path)
+            lock.acquire()  # raises DaemonLockedError if a probe is taken for a daemon
+            try:
+                assert (tmp_path / "daemon.lock").read_text().strip() == str(os.getpid())
+                assert daemon_running(tmp_path)
+            finally:
+                lock.release()
+        assert prober.poll() is None, "the prober stopped early: the test proved nothing"
+    finally:
+        prober.kill()
+        prober.wait()
+        prober.stdout.close()  # type: ignore[union-attr]
 
 
 def test_job_lock_excludes_a_second_holder(tmp_path: Path) -> None:
