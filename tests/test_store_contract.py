@@ -121,3 +121,52 @@ def test_open_store_picks_backend_by_scheme(tmp_path: Path) -> None:
     assert isinstance(open_store(tmp_path.as_uri()), LocalStore)
     with pytest.raises(ValueError):
         open_store("ftp://host/x")
+
+
+def test_wrong_secret_upload_and_download_map_to_store_errors(s3_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # upload_file/download_file go through boto3's transfer manager, which wraps
+    # botocore's ClientError in its own exceptions.
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    good = open_store(s3_server.archive_url(f"denied-{uuid.uuid4().hex[:8]}"))
+    src = tmp_path / "x"
+    src.write_bytes(b"payload")
+    good.put_file(REF.key("items.jsonl.gz"), src)
+    wrong = "WrongSecretKey-" + uuid.uuid4().hex
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
+    denied = open_store(good.url)
+    with pytest.raises(StoreUnreachableError, match="access denied: check AWS credentials") as up:
+        denied.put_file(REF.key("pages-00000.warc.gz"), src)
+    with pytest.raises(StoreUnreachableError, match="access denied: check AWS credentials") as down:
+        denied.get_file(REF.key("items.jsonl.gz"), tmp_path / "back")
+    for exc in (up.value, down.value):
+        assert wrong not in str(exc) and s3_server.secret_key not in str(exc)
+
+
+def test_push_with_wrong_secret_keeps_entry_spooled(s3_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from archive.index import DigestIndex
+    from archive.spool import push_all
+    from archive.staging import Staging
+    from tests.plugins.cli import run_newsvault
+
+    spool = tmp_path / "var" / "spool"  # the default spool of the CLI's state dir
+    staging = Staging(spool, "sample", "articles", warc_max_bytes=10**9, index=DigestIndex(tmp_path / "i.sqlite"))
+    staging.write_item({"type": "article", "url": "http://x/1", "change": "new"})
+    staging.finalise(finish_reason="finished")
+    wrong = "WrongSecretKey-" + uuid.uuid4().hex
+    env = {**s3_server.env(), "AWS_SECRET_ACCESS_KEY": wrong}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    url = s3_server.archive_url(f"denied-{uuid.uuid4().hex[:8]}")
+    results = push_all(open_store(url), spool, progress=False)
+    assert [r.state for r in results] == ["failed"]
+    assert "access denied: check AWS credentials" in (results[0].error or "")
+    assert staging.final_dir.is_dir()
+
+    cli = run_newsvault("push", env={**env, "NEWSVAULT_ARCHIVE": url, "NEWSVAULT_STATE_DIR": str(tmp_path / "var")}, timeout=120)
+    assert cli.returncode not in (0, None)
+    assert "Traceback" not in cli.stderr
+    assert "access denied: check AWS credentials" in cli.stdout + cli.stderr
+    for text in (cli.stdout, cli.stderr):
+        assert wrong not in text and s3_server.secret_key not in text
+    assert staging.final_dir.is_dir()

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
 
 import boto3
+from boto3.exceptions import Boto3Error
+from boto3.exceptions import RetriesExceededError as Boto3RetriesExceededError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
@@ -25,6 +27,8 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
+from s3transfer.exceptions import RetriesExceededError as TransferRetriesExceededError
+from s3transfer.exceptions import S3DownloadFailedError, S3UploadFailedError
 
 from archive.stores import SNAPSHOTS_PREFIX, Progress, SnapshotRef, parse_manifest_key
 from newsvault.errors import SnapshotExistsError, StoreError, StoreUnreachableError
@@ -43,6 +47,22 @@ _AUTH_CODES = {
 }
 _EXISTS_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412"}
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+# The transfer manager (upload_file/download_file) wraps botocore's errors in its own
+# exceptions; they must take the same path as a plain client call.
+_WRAPPER_ERRORS = (Boto3Error, TransferRetriesExceededError, S3UploadFailedError, S3DownloadFailedError)
+_BOTO_ERRORS = (BotoCoreError, ClientError, *_WRAPPER_ERRORS)
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The botocore error inside a boto3/s3transfer wrapper (``last_exception`` or the chained cause)."""
+    seen: set[int] = set()
+    while isinstance(exc, _WRAPPER_ERRORS) and id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "last_exception", None) or exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    return exc
 
 
 class S3Store:
@@ -82,20 +102,31 @@ class S3Store:
         """Run one boto3 operation, turning its failures into our errors (never with secrets)."""
         try:
             return func()
-        except (NoCredentialsError, PartialCredentialsError) as exc:
-            raise StoreUnreachableError(f"{self.url}: no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from exc
-        except ClientError as exc:
+        except _BOTO_ERRORS as exc:
+            root = _unwrap(exc)
+            # Chained from the botocore error itself, so callers can read its response code.
+            raise self._translate(what, root, wrapper=exc) from root
+
+    def _translate(self, what: str, exc: BaseException, *, wrapper: BaseException) -> StoreError:
+        if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+            return StoreUnreachableError(f"{self.url}: no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
             if code in _AUTH_CODES or status == "403":
-                raise StoreUnreachableError(f"{self.url}: {what}: access denied: check AWS credentials ({code or status})") from exc
+                return StoreUnreachableError(f"{self.url}: {what}: access denied: check AWS credentials ({code or status})")
             if code == "NoSuchBucket":
-                raise StoreError(f"{self.url}: bucket {self.bucket!r} does not exist") from exc
-            raise StoreError(f"{self.url}: {what} failed: {code or status}") from exc
-        except BotoConnectionError as exc:
-            raise StoreUnreachableError(f"{self.url}: {what}: cannot connect to the S3 endpoint") from exc
-        except BotoCoreError as exc:
-            raise StoreUnreachableError(f"{self.url}: {what}: {type(exc).__name__}") from exc
+                return StoreError(f"{self.url}: bucket {self.bucket!r} does not exist")
+            return StoreError(f"{self.url}: {what} failed: {code or status}")
+        if isinstance(exc, BotoConnectionError):
+            return StoreUnreachableError(f"{self.url}: {what}: cannot connect to the S3 endpoint")
+        if isinstance(exc, BotoCoreError):
+            return StoreUnreachableError(f"{self.url}: {what}: {type(exc).__name__}")
+        # A transfer that gave up without a botocore error inside (e.g. retries of a
+        # truncated download exhausted): only the class names, whose text is safe.
+        if isinstance(wrapper, TransferRetriesExceededError | Boto3RetriesExceededError):
+            return StoreUnreachableError(f"{self.url}: {what}: gave up after retries ({type(exc).__name__})")
+        return StoreError(f"{self.url}: {what} failed: {type(exc).__name__}")
 
     # --- protocol -----------------------------------------------------------
     def put_file(self, key: str, path: Path, progress: Progress | None = None) -> None:
