@@ -17,7 +17,11 @@ from newsvault import SCHEMA_VERSION, __version__
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "newsvault-snapshot"
-FORMAT_VERSION = 1
+# 2: the manifest carries ``manifest_sha256``, a checksum of itself. 1 (older
+# snapshots) has none; such manifests are still read but reported as unverifiable.
+FORMAT_VERSION = 2
+LEGACY_FORMAT_VERSION = 1
+CHECKSUM_FIELD = "manifest_sha256"
 ITEMS_NAME = "items.jsonl.gz"
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1024 * 1024
@@ -25,6 +29,17 @@ _CHUNK = 1024 * 1024
 
 class ManifestError(ValueError):
     """A manifest is malformed (bad JSON, missing key, unsafe file name)."""
+
+
+class ManifestChecksumError(ManifestError):
+    """A manifest's own ``manifest_sha256`` does not match its content (it was altered or damaged)."""
+
+
+def manifest_checksum(data: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON (sorted keys, compact, UTF-8) of ``data`` without its checksum field."""
+    body = {k: v for k, v in data.items() if k != CHECKSUM_FIELD}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -52,6 +67,8 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
+    # Set when read from JSON: whether the manifest carried (and passed) its own checksum.
+    checksummed: bool = field(default=True, compare=False)
 
     @property
     def total_bytes(self) -> int:
@@ -65,8 +82,12 @@ class Manifest:
 
     def to_json(self) -> bytes:
         data = asdict(self)
+        del data["checksummed"]
         ordered = {k: data[k] for k in ("format", "format_version", "schema_version", "snapshot_id", "site", "kind")}
         ordered.update(data)
+        if self.format_version >= FORMAT_VERSION:
+            # Last, over everything else: any later change to a value shows up in verify.
+            ordered[CHECKSUM_FIELD] = manifest_checksum(ordered)
         return (json.dumps(ordered, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
 
     @classmethod
@@ -78,6 +99,22 @@ class Manifest:
             raise ManifestError(f"manifest is not valid JSON: {exc}") from exc
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ManifestError("not a newsvault snapshot manifest")
+        claimed = data.get(CHECKSUM_FIELD)
+        version = data.get("format_version")
+        if version == LEGACY_FORMAT_VERSION and claimed is None:
+            checksummed = False
+        elif version == FORMAT_VERSION:
+            if not isinstance(claimed, str) or not _SHA256_RE.match(claimed):
+                raise ManifestChecksumError(f"manifest has no valid {CHECKSUM_FIELD}")
+            try:
+                actual = manifest_checksum(data)
+            except ValueError as exc:  # NaN/Infinity cannot be in a manifest we wrote
+                raise ManifestChecksumError(f"manifest content cannot be checksummed: {exc}") from exc
+            if actual != claimed:
+                raise ManifestChecksumError(f"{CHECKSUM_FIELD} does not match the manifest's content")
+            checksummed = True
+        else:
+            raise ManifestError(f"unsupported manifest format_version {version!r}")
         try:
             files = [FileEntry(name=str(f["name"]), size=int(f["size"]), sha256=str(f["sha256"])) for f in data["files"]]
             manifest = cls(
@@ -96,6 +133,7 @@ class Manifest:
                 tool=dict(data.get("tool", {})),
                 schema_version=int(data.get("schema_version", 0)),
                 format_version=int(data["format_version"]),
+                checksummed=checksummed,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"manifest is missing or has a bad field: {exc}") from exc

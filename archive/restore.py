@@ -18,7 +18,7 @@ from archive.manifest import MANIFEST_NAME, Manifest
 from archive.paths import check_name, safe_join
 from archive.progress import transfer_bar
 from archive.stores import SnapshotRef, SnapshotStore
-from archive.verify import find_snapshot, load_manifest
+from archive.verify import find_snapshot, load_manifest, parse_manifest
 from archive.warc import HEADER_REFERS_FILE, HEADER_REFERS_SNAPSHOT, WARC_VERSION
 from newsvault.errors import IntegrityError, NewsvaultError, SnapshotNotFoundError, UnsafePathError
 
@@ -150,7 +150,11 @@ def restore_snapshot(
     if target.is_symlink():
         raise UnsafePathError(str(target))
     target.mkdir(parents=True, exist_ok=True)
-    manifest = load_manifest(store, ref)
+    # The stored bytes, parsed (self-checksum included) once: what is checked is what gets written.
+    manifest_bytes = store.get_bytes(ref.key(MANIFEST_NAME))
+    manifest = parse_manifest(ref, manifest_bytes)
+    if not manifest.checksummed:
+        log.warning("snapshot %s has an older manifest without its own checksum; its values cannot be verified", ref.snapshot_id)
     _check_keys(store, ref)
     names = [f.name for f in manifest.files] + [MANIFEST_NAME]
     for name in names:
@@ -161,7 +165,7 @@ def restore_snapshot(
     try:
         for entry in manifest.files:
             _download_verified(store, ref, manifest, entry.name, work, progress)
-        safe_join(work, MANIFEST_NAME).write_bytes(manifest.to_json())
+        safe_join(work, MANIFEST_NAME).write_bytes(manifest_bytes)
         resolved = 0
         if self_contained and manifest.counts.get("revisits", 0):
             refs = _ReferencedPayloads(store, ref.site, work / ".refs", progress)

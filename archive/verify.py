@@ -36,7 +36,11 @@ def latest_snapshot(store: SnapshotStore, site: str, kind: str | None = None, *,
 
 
 def load_manifest(store: SnapshotStore, ref: SnapshotRef) -> Manifest:
-    raw = store.get_bytes(ref.key(MANIFEST_NAME))
+    """The snapshot's manifest, checked against its own checksum; IntegrityError names manifest.json."""
+    return parse_manifest(ref, store.get_bytes(ref.key(MANIFEST_NAME)))
+
+
+def parse_manifest(ref: SnapshotRef, raw: bytes) -> Manifest:
     try:
         manifest = Manifest.from_json(raw)
     except ManifestError as exc:
