@@ -43,7 +43,7 @@ class PeakSnapshots:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> None:
-        tracemalloc.start(8)
+        tracemalloc.start(6)
         self._thread.start()
 
     def _run(self) -> None:
@@ -65,7 +65,7 @@ class PeakSnapshots:
                 lines.append(
                     f"{stat.size / 1024**2:8.1f} MiB {stat.count:9d} blocks  {stat.traceback[0]}"
                 )
-            lines.append("\n# top allocations by traceback (8 frames)")
+            lines.append("\n# top allocations by traceback (6 frames)")
             for stat in snapshot.statistics("traceback")[:8]:
                 lines.append(f"{stat.size / 1024**2:8.1f} MiB {stat.count:9d} blocks")
                 lines.extend(f"      {frame}" for frame in stat.traceback.format())

@@ -61,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tracemalloc", action="store_true", help="also find what holds memory at the largest size"
     )
+    parser.add_argument(
+        "--tracemalloc-articles",
+        type=int,
+        metavar="N",
+        help="site size of the tracemalloc run (default: the largest size)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if args.sizes:
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.tracemalloc:
             report = root / "tracemalloc.txt"
-            measure(root, sizes[-1], tracemalloc_to=report)
+            measure(root, args.tracemalloc_articles or sizes[-1], tracemalloc_to=report)
             tracemalloc_report = report.read_text(encoding="utf-8")
 
     table = Table(
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{growth:.2f}  target < {TARGET_GROWTH}: {verdict(growth < TARGET_GROWTH)}"
     )
     if tracemalloc_report:
-        print("\nwhat holds memory at the peak (tracemalloc, largest size):")
+        print("\nwhat holds memory at the peak (tracemalloc):")
         print(tracemalloc_report)
     write_json(
         args.json,
