@@ -36,9 +36,11 @@ def spool_dir_from_settings(settings: Any) -> Path:
 class SnapshotExtension:
     """Opens a staging dir when the spider opens and finalises it into a spool entry when it closes."""
 
-    def __init__(self, *, spool_dir: Path, state_dir: Path, warc_max_bytes: int, stats: Any = None) -> None:
+    def __init__(self, *, spool_dir: Path, state_dir: Path, archive_url: str, warc_max_bytes: int, stats: Any = None) -> None:
         self.spool_dir = spool_dir
         self.state_dir = state_dir
+        # Revisits may only point at snapshots bound for this same archive.
+        self.archive_url = archive_url
         self.warc_max_bytes = warc_max_bytes
         self.stats = stats
         self.staging: Staging | None = None
@@ -52,6 +54,7 @@ class SnapshotExtension:
         ext = cls(
             spool_dir=spool_dir_from_settings(settings),
             state_dir=Path(settings.get("NEWSVAULT_STATE_DIR") or "var"),
+            archive_url=str(settings.get("NEWSVAULT_ARCHIVE_URL") or "var/archive"),
             warc_max_bytes=settings.getint("NEWSVAULT_WARC_MAX_BYTES"),
             stats=crawler.stats,
         )
@@ -61,7 +64,7 @@ class SnapshotExtension:
 
     def open(self, site: str, kind: str) -> Staging:
         """Start a new snapshot of ``site``/``kind`` (also usable without Scrapy)."""
-        self._index = DigestIndex.in_state_dir(self.state_dir)
+        self._index = DigestIndex.in_state_dir(self.state_dir, self.archive_url)
         self.staging = Staging(
             self.spool_dir,
             site,

@@ -208,3 +208,32 @@ def test_killed_crawl_is_salvaged_by_push(newsvault_cli: NewsvaultRunner, sample
     manifest = json.loads(show.stdout)
     assert manifest["status"] == "partial" and manifest["counts"]["items"] > 0
     assert newsvault_cli("verify", "--all").returncode == 0
+
+
+def test_one_state_dir_two_archives_revisits_stay_in_their_archive(newsvault_cli: NewsvaultRunner, sample_site_factory) -> None:  # type: ignore[no-untyped-def]
+    site = sample_site_factory(articles=50)
+    archive_a, archive_b = newsvault_cli.root / "archive-a", newsvault_cli.root / "archive-b"
+    first = crawl(newsvault_cli, site.base_url, "a1", env={"NEWSVAULT_ARCHIVE": str(archive_a)})
+    other = crawl(newsvault_cli, site.base_url, "b1", env={"NEWSVAULT_ARCHIVE": str(archive_b)})
+    again = crawl(newsvault_cli, site.base_url, "a2", env={"NEWSVAULT_ARCHIVE": str(archive_a)})
+    assert first["snapshot_state"] == other["snapshot_state"] == again["snapshot_state"] == "committed"
+
+    def manifest(archive: Path, snap: dict) -> dict:
+        path = archive / "snapshots" / "sample" / "articles" / snap["snapshot_id"] / "manifest.json"
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    # Archive B has never held a snapshot of this site: nothing there to refer to.
+    b = manifest(archive_b, other)
+    assert b["refers_to"] == [] and b["counts"]["revisits"] == 0 and b["previous_snapshot_id"] is None
+    # Archive A still deduplicates against its own earlier snapshot.
+    a2 = manifest(archive_a, again)
+    assert a2["refers_to"] == [first["snapshot_id"]] and a2["counts"]["revisits"] > 0
+    assert a2["previous_snapshot_id"] == first["snapshot_id"]
+
+    for archive, snap, tag in ((archive_b, other, "b"), (archive_a, again, "a")):
+        target = newsvault_cli.root / f"restored-{tag}"
+        restored = newsvault_cli("restore", snap["snapshot_id"], "--to", str(target), "--self-contained",
+                                 env={"NEWSVAULT_ARCHIVE": str(archive)})
+        assert restored.returncode == 0, restored.stderr[-2000:]
+        for warc in target.glob("pages-*.warc.gz"):
+            assert warc_check(warc) == 0

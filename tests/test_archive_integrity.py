@@ -22,7 +22,7 @@ def finished_entry(spool: Path, index: DigestIndex, items: int = 3) -> Staging:
 
 
 def test_flipped_byte_in_manifest_value_fails_verify_and_restore(newsvault_cli: NewsvaultRunner) -> None:
-    index = DigestIndex.in_state_dir(newsvault_cli.state_dir)
+    index = DigestIndex.in_state_dir(newsvault_cli.state_dir, str(newsvault_cli.archive_dir))
     staging = finished_entry(newsvault_cli.state_dir / "spool", index)
     store = open_store(str(newsvault_cli.archive_dir))
     assert [r.state for r in push_all(store, newsvault_cli.state_dir / "spool", progress=False)] == ["committed"]
@@ -47,7 +47,7 @@ def test_flipped_byte_in_manifest_value_fails_verify_and_restore(newsvault_cli: 
 
 
 def test_older_manifest_without_checksum_is_reported_unverifiable(newsvault_cli: NewsvaultRunner) -> None:
-    index = DigestIndex.in_state_dir(newsvault_cli.state_dir)
+    index = DigestIndex.in_state_dir(newsvault_cli.state_dir, str(newsvault_cli.archive_dir))
     staging = finished_entry(newsvault_cli.state_dir / "spool", index)
     manifest = json.loads((staging.final_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
     del manifest["manifest_sha256"]

@@ -57,7 +57,7 @@ def test_snapshot_id_format_sorts_by_time() -> None:
 
 
 def test_finalise_writes_manifest_and_renames(tmp_path: Path) -> None:
-    index = DigestIndex(tmp_path / "index.sqlite")
+    index = DigestIndex(tmp_path / "index.sqlite", str(tmp_path / "archive"))
     items = [{"type": "article", "change": "new", "url": f"http://x/{i}"} for i in range(3)] + [{"type": "discussion", "change": "new"}]
     staging = write_snapshot(tmp_path / "spool", index, {f"http://127.0.0.1/a{i}": page_body(i) for i in range(3)}, items)
     final = tmp_path / "spool" / "sample" / "articles" / staging.snapshot_id
@@ -75,12 +75,12 @@ def test_finalise_writes_manifest_and_renames(tmp_path: Path) -> None:
 
 
 def test_unfinished_crawl_is_partial(tmp_path: Path) -> None:
-    staging = write_snapshot(tmp_path / "spool", DigestIndex(tmp_path / "i.sqlite"), {}, [], reason="shutdown")
+    staging = write_snapshot(tmp_path / "spool", DigestIndex(tmp_path / "i.sqlite", str(tmp_path / "archive")), {}, [], reason="shutdown")
     assert staging.manifest is not None and staging.manifest.status == "partial"
 
 
 def test_second_snapshot_uses_small_revisits(tmp_path: Path) -> None:
-    index = DigestIndex(tmp_path / "index.sqlite")
+    index = DigestIndex(tmp_path / "index.sqlite", str(tmp_path / "archive"))
     pages = {f"http://127.0.0.1/a{i}": page_body(i) for i in range(20)}
     first = write_snapshot(tmp_path / "spool", index, pages, [])
     changed = dict(pages)
@@ -109,7 +109,7 @@ def test_second_snapshot_uses_small_revisits(tmp_path: Path) -> None:
 
 
 def test_crashed_staging_never_feeds_the_index(tmp_path: Path) -> None:
-    index = DigestIndex(tmp_path / "index.sqlite")
+    index = DigestIndex(tmp_path / "index.sqlite", str(tmp_path / "archive"))
     body = page_body(1)
     staging = Staging(tmp_path / "spool", "sample", "articles", warc_max_bytes=10**9, index=index)
     staging.write_exchange(**fake_page("http://127.0.0.1/a1", body), prior=None)
@@ -119,7 +119,7 @@ def test_crashed_staging_never_feeds_the_index(tmp_path: Path) -> None:
 
 
 def test_warc_rotates_at_max_bytes(tmp_path: Path) -> None:
-    index = DigestIndex(tmp_path / "index.sqlite")
+    index = DigestIndex(tmp_path / "index.sqlite", str(tmp_path / "archive"))
     staging = write_snapshot(tmp_path / "spool", index, {f"http://127.0.0.1/a{i}": page_body(i) for i in range(6)}, [], max_bytes=1500)
     names = sorted(p.name for p in staging.final_dir.glob("pages-*.warc.gz"))
     assert len(names) >= 3 and names[0] == "pages-00000.warc.gz" and names[1] == "pages-00001.warc.gz"

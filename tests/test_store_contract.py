@@ -150,7 +150,7 @@ def test_push_with_wrong_secret_keeps_entry_spooled(s3_server, tmp_path: Path, m
     from tests.plugins.cli import run_newsvault
 
     spool = tmp_path / "var" / "spool"  # the default spool of the CLI's state dir
-    staging = Staging(spool, "sample", "articles", warc_max_bytes=10**9, index=DigestIndex(tmp_path / "i.sqlite"))
+    staging = Staging(spool, "sample", "articles", warc_max_bytes=10**9, index=DigestIndex(tmp_path / "i.sqlite", str(tmp_path / "archive")))
     staging.write_item({"type": "article", "url": "http://x/1", "change": "new"})
     staging.finalise(finish_reason="finished")
     wrong = "WrongSecretKey-" + uuid.uuid4().hex

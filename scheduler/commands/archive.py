@@ -192,7 +192,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print(f"kept {ref.snapshot_id} ({ref.site}/{ref.kind}): later snapshots' revisit records point to it")
     print(f"{len(plan.keep)} kept, {len(plan.delete)} {verb}")
     if not args.dry_run and plan.delete:
-        index = DigestIndex.in_state_dir(config.state_dir)
+        index = DigestIndex.in_state_dir(config.state_dir, config.archive.url)
         try:
             index.forget_snapshots(r.snapshot_id for r in plan.delete)
         finally:
