@@ -1,16 +1,17 @@
 """Start one crawl as a child process, with a timeout and its own log file.
 
-A crawl runs in a child process (``python -m scheduler crawl ...``) because
+A crawl runs in a child process (``python -m scheduler.child crawl ...``) because
 Twisted's reactor cannot restart and one bad crawl must not take the daemon
 down. The launcher keeps a registry of the children it started so the daemon
-can wait for them, then stop them, on shutdown.
+can wait for them, then stop them, on shutdown. The child arranges by itself to
+get SIGTERM if the daemon dies (see :mod:`scheduler.child`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -21,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scheduler.child import PARENT_PID_ENV
+
 log = logging.getLogger(__name__)
 
 # How long a child gets between SIGTERM and SIGKILL.
 KILL_GRACE_SECONDS = 10.0
 # Logs (and summaries) kept per (site, kind).
 KEEP_LOGS = 50
-
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -70,20 +71,11 @@ def crawl_command(
     options: CrawlOptions,
     start_urls: Sequence[str] = (),
 ) -> list[str]:
-    cmd = [sys.executable, "-m", "scheduler", "crawl", site, "--kind", kind,
+    cmd = [sys.executable, "-m", "scheduler.child", "crawl", site, "--kind", kind,
            "--json-summary", str(summary_path), *options.argv()]
     for url in start_urls:
         cmd += ["--start-url", url]
     return cmd
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the daemon dies, so a crawl never runs orphaned for long."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass  # not Linux: the job lock still prevents overlap with an orphan
 
 
 class Launcher:
@@ -101,7 +93,9 @@ class Launcher:
         return self._accepting
 
     def stop_accepting(self) -> None:
-        self._accepting = False
+        """No new child from now on. Returns only once no start is half done (see run)."""
+        with self._lock:
+            self._accepting = False
 
     def running(self) -> int:
         with self._lock:
@@ -119,20 +113,23 @@ class Launcher:
         """Run ``cmd`` to completion (or timeout) with output to ``log_path``."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        if not self._accepting:
-            # Shutdown began between the job's own check and here: do not start a crawl.
-            return LaunchResult(returncode=None, timed_out=False, terminated=True, summary=None,
-                                log_path=log_path, duration_seconds=0.0)
-        with open(log_path, "ab") as log_file:
-            log_file.write(("$ " + " ".join(cmd) + "\n").encode())
-            log_file.flush()
-            preexec = _die_with_parent if sys.platform.startswith("linux") else None
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                pass_fds=tuple(pass_fds), preexec_fn=preexec,  # noqa: PLW1509
-                start_new_session=True,
-            )
+        env = dict(os.environ)
+        env[PARENT_PID_ENV] = str(os.getpid())
+        # One lock over the check, the start and the registration, also taken by
+        # stop_accepting/stop_all: a child is either registered before shutdown
+        # looks (so it is waited for and stopped) or never started at all.
         with self._lock:
+            if not self._accepting:
+                # Shutdown began between the job's own check and here: do not start a crawl.
+                return LaunchResult(returncode=None, timed_out=False, terminated=True, summary=None,
+                                    log_path=log_path, duration_seconds=0.0)
+            with open(log_path, "ab") as log_file:
+                log_file.write(("$ " + " ".join(cmd) + "\n").encode())
+                log_file.flush()
+                proc = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                    pass_fds=tuple(pass_fds), env=env, start_new_session=True,
+                )
             self._children[proc.pid] = proc
         timed_out = False
         try:
@@ -182,8 +179,9 @@ class Launcher:
         return not self.running()
 
     def stop_all(self) -> None:
-        """SIGTERM every child, SIGKILL those still alive after the grace."""
+        """Stop accepting; SIGTERM every child, SIGKILL those still alive after the grace."""
         with self._lock:
+            self._accepting = False
             children = list(self._children.values())
         threads = [threading.Thread(target=self._stop, args=(p,), daemon=True) for p in children]
         for t in threads:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from newsvault.errors import DaemonLockedError
+from scheduler.child import EXIT_ORPHANED, PARENT_PID_ENV
 from scheduler.launcher import CrawlOptions, Launcher, crawl_command, prune_logs
 from scheduler.lock import DaemonLock, daemon_running, job_lock
 
@@ -36,6 +39,99 @@ def test_launcher_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
     assert "ready" in (tmp_path / "b.log").read_text()
 
 
+def test_a_crawl_starting_while_shutdown_begins_is_stopped(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shutdown landing between the launcher's check and the child's registration."""
+    real_popen = subprocess.Popen
+    starting = threading.Event()
+
+    class SlowStart(real_popen):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            starting.set()
+            time.sleep(0.5)  # a slow fork: shutdown begins while the child is being started
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", SlowStart)
+    launcher = Launcher(kill_grace_seconds=2)
+    results = []
+    worker = threading.Thread(target=lambda: results.append(launcher.run(
+        [sys.executable, "-c", "import time; time.sleep(60)"], log_path=tmp_path / "d.log",
+        summary_path=tmp_path / "d.json", timeout=60)), daemon=True)
+    worker.start()
+    try:
+        assert starting.wait(10)
+        launcher.stop_accepting()
+        launcher.stop_all()
+        worker.join(15)
+        assert not worker.is_alive(), "a crawl started during shutdown was never stopped"
+        [result] = results
+        assert result.terminated and result.returncode == -signal.SIGTERM
+    finally:
+        for proc in list(launcher._children.values()):
+            proc.kill()
+    assert not launcher.accepting
+    refused = launcher.run([sys.executable, "-c", "pass"], log_path=tmp_path / "e.log",
+                           summary_path=tmp_path / "e.json", timeout=10)
+    assert refused.terminated and refused.returncode is None
+
+
+_GRANDCHILD = """
+import signal, sys, time
+from pathlib import Path
+from scheduler.child import arrange_parent_death_signal
+out = Path(sys.argv[1])
+def on_term(*_):
+    (out / "terminated").write_text("SIGTERM")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+assert arrange_parent_death_signal()
+(out / "ready").write_text("")
+time.sleep(60)
+"""
+
+_FAKE_DAEMON = """
+import sys
+from pathlib import Path
+from scheduler.launcher import Launcher
+out = Path(sys.argv[1])
+Launcher().run([sys.executable, "-c", sys.argv[2], str(out)], log_path=out / "child.log",
+               summary_path=out / "child.json", timeout=60)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
+def test_a_crawl_gets_sigterm_when_its_daemon_is_killed(tmp_path: Path) -> None:
+    daemon = subprocess.Popen([sys.executable, "-c", _FAKE_DAEMON, str(tmp_path), _GRANDCHILD])
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "ready").exists():
+            assert daemon.poll() is None and time.monotonic() < deadline, (
+                (tmp_path / "child.log").read_text() if (tmp_path / "child.log").exists() else "")
+            time.sleep(0.05)
+        daemon.kill()
+        daemon.wait()
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "terminated").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "terminated").read_text() == "SIGTERM"
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+
+
+def test_a_crawl_child_whose_parent_is_gone_does_not_run(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "scheduler.child", "--version"]
+    mine = subprocess.run(cmd, env={**os.environ, PARENT_PID_ENV: str(os.getpid())},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert mine.returncode == 0 and mine.stdout.startswith("newsvault"), mine.stderr
+    # A parent pid that is not ours stands for a daemon that died before the child started.
+    other = subprocess.run(cmd, env={**os.environ, PARENT_PID_ENV: str(os.getpid() + 1)},
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert other.returncode == EXIT_ORPHANED
+    assert "the process that started this crawl is gone" in other.stderr
+
+
 def test_launcher_reads_the_summary(tmp_path: Path) -> None:
     summary = tmp_path / "c.json"
     code = f"import json; json.dump({{'status': 'ok', 'items': 3}}, open({str(summary)!r}, 'w'))"
@@ -47,7 +143,7 @@ def test_launcher_reads_the_summary(tmp_path: Path) -> None:
 def test_crawl_command_passes_the_daemon_options() -> None:
     cmd = crawl_command("sample", "discussions", summary_path="s.json",
                         options=CrawlOptions("c.toml", "/st", "s3://b/p"), start_urls=["http://x/"])
-    assert cmd[1:6] == ["-m", "scheduler", "crawl", "sample", "--kind"]
+    assert cmd[1:6] == ["-m", "scheduler.child", "crawl", "sample", "--kind"]
     joined = " ".join(cmd)
     for part in ("--json-summary s.json", "--config c.toml", "--state-dir /st", "--archive s3://b/p",
                  "--start-url http://x/"):
