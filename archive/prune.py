@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from archive.ids import snapshot_time
 from archive.manifest import MANIFEST_NAME
+from archive.spool import spooled_references
 from archive.stores import SnapshotRef, SnapshotStore
 from archive.verify import load_manifest
 
@@ -46,8 +49,13 @@ def plan_prune(
     keep_last: int = 0,
     keep_daily: int = 0,
     keep_weekly: int = 0,
+    pinned: Mapping[str, Iterable[str]] | None = None,
 ) -> PrunePlan:
-    """Apply the rules per (site, kind), then keep everything a kept snapshot's revisits need (transitively)."""
+    """Apply the rules per (site, kind), then keep everything a kept snapshot's revisits need (transitively).
+
+    ``pinned`` maps a site to snapshot ids that something outside the store
+    (spooled entries not yet pushed) refers to; they and what they need are kept too.
+    """
     groups: dict[tuple[str, str], list[SnapshotRef]] = defaultdict(list)
     for ref in refs:
         groups[(ref.site, ref.kind)].append(ref)
@@ -56,7 +64,12 @@ def plan_prune(
         kept |= select_kept(group, keep_last=keep_last, keep_daily=keep_daily, keep_weekly=keep_weekly)
     by_id = {(r.site, r.snapshot_id): r for r in refs}
     protected: set[SnapshotRef] = set()
-    todo = list(kept)
+    for site, ids in (pinned or {}).items():
+        for snapshot_id in ids:
+            target = by_id.get((site, snapshot_id))
+            if target is not None and target not in kept:
+                protected.add(target)
+    todo = list(kept | protected)
     while todo:
         ref = todo.pop()
         for target_id in refers_to.get(ref, []):
@@ -80,11 +93,17 @@ def prune(
     keep_daily: int = 0,
     keep_weekly: int = 0,
     dry_run: bool = False,
+    spool_dir: str | Path | None = None,
 ) -> PrunePlan:
-    """Plan and (unless ``dry_run``) delete. References are read from every kind of the site."""
+    """Plan and (unless ``dry_run``) delete. References are read from every kind of the site.
+
+    With ``spool_dir``, the snapshots that spooled entries (finished or left by a
+    killed crawl) refer to are kept as well: those entries will be pushed later.
+    """
     refs = store.list_snapshots(site)
     refers_to = {ref: load_manifest(store, ref).refers_to for ref in refs}
-    plan = plan_prune(refs, refers_to, keep_last=keep_last, keep_daily=keep_daily, keep_weekly=keep_weekly)
+    pinned = spooled_references(Path(spool_dir), site) if spool_dir is not None else {}
+    plan = plan_prune(refs, refers_to, keep_last=keep_last, keep_daily=keep_daily, keep_weekly=keep_weekly, pinned=pinned)
     if not dry_run:
         for ref in plan.delete:
             # Manifest first: the snapshot stops being "committed" before its data goes.

@@ -7,11 +7,13 @@ uploads are idempotent until the manifest exists).
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import logging
 import os
 import shutil
+import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -32,13 +34,15 @@ from archive.manifest import (
 )
 from archive.paths import KINDS, SITE_RE
 from archive.progress import transfer_bar
-from archive.staging import DIGESTS_NAME, META_NAME, PARTIAL_SUFFIX, build_manifest, is_live
+from archive.staging import DIGESTS_NAME, LOCK_NAME, META_NAME, PARTIAL_SUFFIX, build_manifest
 from archive.stores import SnapshotRef, SnapshotStore
 from newsvault.errors import NewsvaultError, SnapshotExistsError, StoreError, StoreUnreachableError
 
 log = logging.getLogger(__name__)
 
-PushState = Literal["committed", "already_committed", "failed", "kept", "skipped"]
+# waiting: its revisits point at a snapshot not committed in the store yet.
+# busy: another push (or the crawl finishing it) holds the entry's lock.
+PushState = Literal["committed", "already_committed", "failed", "kept", "skipped", "waiting", "busy"]
 
 
 @dataclass
@@ -82,7 +86,10 @@ def iter_entries(spool_dir: Path) -> Iterator[tuple[str, str, Path]]:
 def _salvage_items(path: Path) -> Counter[str]:
     """Keep every complete JSON line of a possibly truncated gzip; returns counts by type/change."""
     counts: Counter[str] = Counter()
-    tmp = path.with_name(".items-salvage.jsonl.gz")
+    # A private temp name: even a salvage that somehow ran twice would not share a file.
+    fd, tmp_name = tempfile.mkstemp(prefix=".items-salvage-", suffix=".jsonl.gz", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
     with gzip.open(tmp, "wt", encoding="utf-8") as out:
         try:
             with gzip.open(path, "rt", encoding="utf-8") as inp:
@@ -127,6 +134,7 @@ def salvage(partial_dir: Path) -> Path:
     """Turn a ``.partial`` dir from a killed crawl into a finished ``partial`` snapshot entry.
 
     Raises ValueError (leaving the dir as it is) when it cannot be read back.
+    The caller must hold the dir's lock (:func:`try_lock`) so no one else salvages it at once.
     """
     meta_path = partial_dir / META_NAME
     try:
@@ -171,26 +179,85 @@ def salvage(partial_dir: Path) -> Path:
     return final
 
 
-def _refers_in(warc: Path) -> set[str]:
+def _refers_in(warc: Path, *, tolerate_truncation: bool = False) -> set[str]:
     from archive.warc import HEADER_REFERS_SNAPSHOT
 
     ids: set[str] = set()
-    with open(warc, "rb") as fh:
-        for record in ArchiveIterator(fh):
-            if record.rec_type == "revisit":
-                ref = record.rec_headers.get_header(HEADER_REFERS_SNAPSHOT)
-                if ref and is_snapshot_id(ref):
-                    ids.add(ref)
+    try:
+        with open(warc, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                if record.rec_type == "revisit":
+                    ref = record.rec_headers.get_header(HEADER_REFERS_SNAPSHOT)
+                    if ref and is_snapshot_id(ref):
+                        ids.add(ref)
+    except Exception:  # a WARC still being written ends mid-record
+        if not tolerate_truncation:
+            raise
     return ids
 
 
+# --- locking -------------------------------------------------------------------
+def try_lock(directory: Path) -> int | None:
+    """Take ``directory``'s lock without waiting: the fd, or None when it is held or the dir is gone.
+
+    The crawl writing a ``.partial`` dir holds the same lock, and so does a push
+    for as long as it salvages and uploads the entry, so two pushers never work
+    on one entry at once.
+    """
+    lock = directory / LOCK_NAME
+    try:
+        # No O_CREAT: creating a lock file in a dir another push is deleting would break its cleanup.
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        if not directory.is_dir():
+            return None
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+        except FileNotFoundError:
+            return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # The dir may have been renamed or removed between open() and flock() by the
+        # holder we waited on: only the lock file still at this path counts.
+        if os.fstat(fd).st_ino != os.stat(lock).st_ino:
+            raise FileNotFoundError(lock)
+    except (BlockingIOError, FileNotFoundError):
+        os.close(fd)
+        return None
+    return fd
+
+
 # --- push ----------------------------------------------------------------------
-def push_entry(store: SnapshotStore, entry: Path, *, progress: bool = True) -> PushResult:
-    """Upload one finished entry (data files, then the manifest with If-None-Match), then delete it."""
+class _Committed:
+    """Which snapshot ids of a site the store holds, listed once per site per push run."""
+
+    def __init__(self, store: SnapshotStore) -> None:
+        self.store = store
+        self._ids: dict[str, set[str]] = {}
+
+    def missing(self, site: str, ids: list[str]) -> list[str]:
+        if not ids:
+            return []
+        if site not in self._ids:
+            self._ids[site] = {r.snapshot_id for r in self.store.list_snapshots(site)}
+        return [i for i in ids if i not in self._ids[site]]
+
+    def add(self, site: str, snapshot_id: str) -> None:
+        self._ids.setdefault(site, set()).add(snapshot_id)
+
+
+def _push_locked(store: SnapshotStore, entry: Path, committed: _Committed, progress: bool) -> PushResult:
     manifest_bytes = (entry / MANIFEST_NAME).read_bytes()
     manifest = Manifest.from_json(manifest_bytes)
     ref = SnapshotRef(snapshot_id=manifest.snapshot_id, site=manifest.site, kind=manifest.kind)
     result = PushResult(site=ref.site, kind=ref.kind, snapshot_id=ref.snapshot_id, state="failed")
+    # Revisits must never point at a record the store may never get: wait for every
+    # referenced snapshot to be committed first.
+    missing = committed.missing(ref.site, manifest.refers_to)
+    if missing:
+        result.state = "waiting"
+        result.error = "waiting for " + ", ".join(missing)
+        return result
     for item in manifest.files:
         # Re-check before upload: a spool file damaged on disk must not be committed.
         size, sha = sha256_file(entry / item.name)
@@ -207,51 +274,129 @@ def push_entry(store: SnapshotStore, entry: Path, *, progress: bool = True) -> P
         if store.get_bytes(ref.key(MANIFEST_NAME)) != manifest_bytes:
             raise
         result.state = "already_committed"
+    committed.add(ref.site, ref.snapshot_id)
     result.bytes = manifest.total_bytes + len(manifest_bytes)
-    shutil.rmtree(entry)
+    # Out of the listing by an atomic rename first, then deleted: a pusher that
+    # listed the entry earlier finds nothing rather than a half-deleted dir.
+    done = entry.with_name(f".{entry.name}.pushed-{os.getpid()}")
+    os.replace(entry, done)
+    shutil.rmtree(done, ignore_errors=True)
     log.info("snapshot %s committed to %s (%d bytes)", ref.snapshot_id, store.url, result.bytes)
     return result
 
 
-def push_all(store: SnapshotStore, spool_dir: str | Path, *, progress: bool = True, salvage_partials: bool = True) -> list[PushResult]:
-    """Push every finished spool entry; salvage ``.partial`` dirs of dead crawls first.
+def push_entry(store: SnapshotStore, entry: Path, *, progress: bool = True) -> PushResult:
+    """Upload one finished entry (data files, then the manifest with If-None-Match), then delete it.
 
+    Holds the entry's lock throughout; returns state ``busy`` if someone else holds
+    it and ``waiting`` while a snapshot its revisits point to is not in the store.
+    """
+    fd = try_lock(entry)
+    if fd is None:
+        snapshot_id = entry.name.removesuffix(PARTIAL_SUFFIX)
+        return PushResult(entry.parent.parent.name, entry.parent.name, snapshot_id, "busy", error="another push holds it")
+    try:
+        return _push_locked(store, entry, _Committed(store), progress)
+    finally:
+        os.close(fd)
+
+
+def push_all(store: SnapshotStore, spool_dir: str | Path, *, progress: bool = True, salvage_partials: bool = True) -> list[PushResult]:
+    """Push every finished spool entry, oldest first; salvage ``.partial`` dirs of dead crawls first.
+
+    An entry whose revisits point at a snapshot not yet in the store stays
+    spooled (``waiting``) until that snapshot is committed; entries are retried
+    within the run as their references get committed (a newer crawl of one kind
+    may refer to an older-started, later-finished crawl of the other).
     Never raises for a store failure: entries stay spooled and the result says why.
     """
     spool_dir = Path(spool_dir)
     results: list[PushResult] = []
     unreachable: str | None = None
+    committed = _Committed(store)
+    waiting: list[tuple[str, str, Path, bool]] = []
+    pending: list[tuple[str, str, Path, bool]] = []
     for site, kind, entry in list(iter_entries(spool_dir)):
-        snapshot_id = entry.name.removesuffix(PARTIAL_SUFFIX)
-        salvaged = False
-        if entry.name.endswith(PARTIAL_SUFFIX):
-            if is_live(entry):
-                continue  # a crawl is still writing it
-            if not salvage_partials:
-                results.append(PushResult(site, kind, snapshot_id, "kept", error="left by a killed crawl"))
-                continue
+        pending.append((site, kind, entry, False))
+    while pending:
+        progressed = False
+        for site, kind, entry, salvaged in pending:
+            snapshot_id = entry.name.removesuffix(PARTIAL_SUFFIX)
+            fd = try_lock(entry)
+            if fd is None:
+                if not entry.name.endswith(PARTIAL_SUFFIX) and entry.is_dir():
+                    results.append(PushResult(site, kind, snapshot_id, "busy", error="another push holds it"))
+                continue  # a crawl still writes it, or another push has it (or finished it)
             try:
-                entry = salvage(entry)
-                salvaged = True
-            except (ValueError, OSError) as exc:
-                log.warning("cannot salvage %s: %s; left untouched", entry, exc)
-                results.append(PushResult(site, kind, snapshot_id, "kept", error=f"cannot salvage: {exc}"))
-                continue
-        if unreachable is not None:
-            results.append(PushResult(site, kind, snapshot_id, "skipped", error=unreachable, salvaged=salvaged))
-            continue
+                if entry.name.endswith(PARTIAL_SUFFIX):
+                    if not salvage_partials:
+                        results.append(PushResult(site, kind, snapshot_id, "kept", error="left by a killed crawl"))
+                        continue
+                    try:
+                        # Under the lock: no other push salvages (or uploads) this dir meanwhile.
+                        entry = salvage(entry)
+                        salvaged = True
+                    except (ValueError, OSError) as exc:
+                        log.warning("cannot salvage %s: %s; left untouched", entry, exc)
+                        results.append(PushResult(site, kind, snapshot_id, "kept", error=f"cannot salvage: {exc}"))
+                        continue
+                if unreachable is not None:
+                    results.append(PushResult(site, kind, snapshot_id, "skipped", error=unreachable, salvaged=salvaged))
+                    continue
+                try:
+                    result = _push_locked(store, entry, committed, progress)
+                except StoreUnreachableError as exc:
+                    unreachable = str(exc)
+                    result = PushResult(site, kind, snapshot_id, "failed", error=unreachable)
+                except (StoreError, ManifestError, NewsvaultError, OSError) as exc:
+                    result = PushResult(site, kind, snapshot_id, "failed", error=str(exc))
+                result.salvaged = salvaged
+                if result.state == "waiting":
+                    waiting.append((site, kind, entry, salvaged))
+                    continue
+                progressed = progressed or result.ok
+                if not result.ok:
+                    log.warning("snapshot %s stays spooled: %s", snapshot_id, result.error)
+                results.append(result)
+            finally:
+                os.close(fd)
+        if not (waiting and progressed and unreachable is None):
+            break
+        pending, waiting = waiting, []
+    # Whatever still waits after the last pass stays spooled and says for what.
+    for site, kind, entry, salvaged in waiting:
+        snapshot_id = entry.name
         try:
-            result = push_entry(store, entry, progress=progress)
-        except StoreUnreachableError as exc:
-            unreachable = str(exc)
-            result = PushResult(site, kind, snapshot_id, "failed", error=unreachable)
-        except (StoreError, ManifestError, NewsvaultError, OSError) as exc:
-            result = PushResult(site, kind, snapshot_id, "failed", error=str(exc))
-        result.salvaged = salvaged
-        if not result.ok:
-            log.warning("snapshot %s stays spooled: %s", snapshot_id, result.error)
-        results.append(result)
+            manifest = read_manifest(entry / MANIFEST_NAME)
+            missing = committed.missing(site, manifest.refers_to)
+        except (StoreError, ManifestError, OSError):
+            missing = []
+        error = "waiting for " + (", ".join(missing) if missing else "referenced snapshots")
+        log.warning("snapshot %s stays spooled: %s", snapshot_id, error)
+        results.append(PushResult(site, kind, snapshot_id, "waiting", error=error, salvaged=salvaged))
     return results
+
+
+def spooled_references(spool_dir: Path, site: str | None = None) -> dict[str, set[str]]:
+    """Site -> snapshot ids that entries waiting in the spool refer to (from manifests, or WARCs of ``.partial`` dirs).
+
+    Prune keeps these, so an entry pushed later never points at a pruned snapshot.
+    A ``.partial`` dir is read as far as it goes (a live crawl may be mid-record).
+    """
+    found: dict[str, set[str]] = {}
+    for entry_site, _kind, entry in iter_entries(spool_dir):
+        if site is not None and entry_site != site:
+            continue
+        ids = found.setdefault(entry_site, set())
+        if not entry.name.endswith(PARTIAL_SUFFIX):
+            try:
+                ids.update(read_manifest(entry / MANIFEST_NAME).refers_to)
+                continue
+            except (OSError, ManifestError) as exc:
+                log.warning("spool entry %s: unreadable manifest (%s); reading its WARCs", entry.name, exc)
+        for warc in sorted(entry.glob("pages-*.warc.gz")):
+            ids.update(_refers_in(warc, tolerate_truncation=True))
+    return found
 
 
 def spooled_entries(spool_dir: str | Path) -> list[tuple[str, str, str, bool]]:
@@ -262,4 +407,4 @@ def spooled_entries(spool_dir: str | Path) -> list[tuple[str, str, str, bool]]:
     ]
 
 
-__all__ = ["PushResult", "push_all", "push_entry", "read_manifest", "salvage", "spooled_entries"]
+__all__ = ["PushResult", "push_all", "push_entry", "read_manifest", "salvage", "spooled_entries", "spooled_references", "try_lock"]

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from archive.index import DigestIndex
 from archive.manifest import MANIFEST_NAME
+from archive.prune import prune
 from archive.spool import push_all
 from archive.staging import Staging
 from archive.stores import SnapshotRef, open_store
+from archive.warc import payload_digest
 from tests.plugins.cli import NewsvaultRunner
 
 
@@ -64,3 +66,87 @@ def test_older_manifest_without_checksum_is_reported_unverifiable(newsvault_cli:
     (newsvault_cli.archive_dir / ref.key(MANIFEST_NAME)).write_text(json.dumps(manifest), encoding="utf-8")
     verify = newsvault_cli("verify", "--all")
     assert verify.returncode != 0 and "manifest.json" in verify.stderr
+
+
+# --- revisit references: push order and prune ---------------------------------
+def page(url: str, body: bytes) -> dict:
+    return {
+        "url": url, "method": "GET", "request_target": "/" + url.rsplit("/", 1)[-1],
+        "request_headers": [("Host", "sample.test")], "request_body": b"", "status": 200,
+        "response_headers": [("Content-Type", "text/html; charset=utf-8")], "body": body,
+    }
+
+
+def snapshot_with_page(spool: Path, index: DigestIndex, body: bytes, snapshot_id: str | None = None) -> Staging:
+    staging = Staging(spool, "sample", "articles", warc_max_bytes=10**9, index=index, snapshot_id=snapshot_id)
+    staging.write_exchange(**page("http://sample.test/a/1", body), prior=staging.lookup_prior(payload_digest(body)))
+    staging.write_item({"type": "article", "url": "http://sample.test/a/1", "change": "new"})
+    staging.finalise(finish_reason="finished")
+    return staging
+
+
+def test_revisiting_entry_waits_until_its_reference_is_committed(tmp_path: Path) -> None:
+    spool, archive = tmp_path / "spool", tmp_path / "archive"
+    index = DigestIndex(tmp_path / "index.sqlite", str(archive))
+    body = b"<html><body>same page</body></html>" * 50
+    a = snapshot_with_page(spool, index, body)
+    b = snapshot_with_page(spool, index, body)
+    assert b.manifest is not None and b.manifest.refers_to == [a.snapshot_id]
+    store = open_store(str(archive))
+
+    # A fails for a reason of its own (damaged in the spool): B must not go without it.
+    items = a.final_dir / "items.jsonl.gz"
+    good = items.read_bytes()
+    items.write_bytes(good + b"x")
+    results = {r.snapshot_id: r for r in push_all(store, spool, progress=False)}
+    assert results[a.snapshot_id].state == "failed"
+    assert results[b.snapshot_id].state == "waiting"
+    assert results[b.snapshot_id].error == f"waiting for {a.snapshot_id}"
+    assert store.list_snapshots() == [] and b.final_dir.is_dir()
+
+    items.write_bytes(good)
+    results = {r.snapshot_id: r for r in push_all(store, spool, progress=False)}
+    assert results[a.snapshot_id].state == results[b.snapshot_id].state == "committed"
+    assert [r.snapshot_id for r in store.list_snapshots()] == [a.snapshot_id, b.snapshot_id]
+
+
+def test_older_entry_referring_to_newer_one_is_pushed_in_the_same_run(tmp_path: Path) -> None:
+    # Two kinds crawled at once: the one that started first may refer to the one that finished first.
+    spool, archive = tmp_path / "spool", tmp_path / "archive"
+    index = DigestIndex(tmp_path / "index.sqlite", str(archive))
+    body = b"<html><body>shared page</body></html>" * 50
+    newer = snapshot_with_page(spool, index, body, snapshot_id="20261125T070000Z-aaaaaa")
+    older = snapshot_with_page(spool, index, body, snapshot_id="20261125T060000Z-bbbbbb")
+    assert older.manifest is not None and older.manifest.refers_to == [newer.snapshot_id]
+    store = open_store(str(archive))
+    results = push_all(store, spool, progress=False)
+    assert [(r.snapshot_id, r.state) for r in results] == [(newer.snapshot_id, "committed"), (older.snapshot_id, "committed")]
+
+
+def test_prune_keeps_what_spooled_entries_refer_to(newsvault_cli: NewsvaultRunner) -> None:
+    spool = newsvault_cli.state_dir / "spool"
+    archive = newsvault_cli.archive_dir
+    index = DigestIndex.in_state_dir(newsvault_cli.state_dir, str(archive))
+    store = open_store(str(archive))
+    body = b"<html><body>kept page</body></html>" * 50
+    a = snapshot_with_page(spool, index, body, snapshot_id="20261101T060000Z-aaaaaa")
+    assert [r.state for r in push_all(store, spool, progress=False)] == ["committed"]
+    c = snapshot_with_page(spool, index, b"<html>other</html>" * 50, snapshot_id="20261102T060000Z-cccccc")
+    assert [r.state for r in push_all(store, spool, progress=False)] == ["committed"]
+    # B revisits A's page but is still in the spool (say the store was down).
+    b = snapshot_with_page(spool, index, body, snapshot_id="20261103T060000Z-bbbbbb")
+    assert b.manifest is not None and b.manifest.refers_to == [a.snapshot_id]
+
+    dry = newsvault_cli("prune", "sample", "--keep-last", "1", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"would delete {a.snapshot_id}" not in dry.stdout
+    assert f"kept {a.snapshot_id}" in dry.stdout
+    pruned = newsvault_cli("prune", "sample", "--keep-last", "1")
+    assert pruned.returncode == 0, pruned.stderr
+    assert [r.snapshot_id for r in store.list_snapshots()] == [a.snapshot_id, c.snapshot_id]
+    # A crawl killed mid-run holds references in its WARC only: those count too.
+    (b.final_dir / "manifest.json").unlink()
+    b.final_dir.rename(b.final_dir.with_name(b.snapshot_id + ".partial"))
+    assert [r.snapshot_id for r in prune(store, site="sample", keep_last=1, spool_dir=spool).protected] == [a.snapshot_id]
+    assert [r.state for r in push_all(store, spool, progress=False)] == ["committed"]
+    assert newsvault_cli("verify", "--all").returncode == 0

@@ -183,13 +183,14 @@ def cmd_prune(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     store = _store(config)
     plan = prune(
-        store, site=args.site, keep_last=args.keep_last, keep_daily=args.keep_daily, keep_weekly=args.keep_weekly, dry_run=args.dry_run
+        store, site=args.site, keep_last=args.keep_last, keep_daily=args.keep_daily, keep_weekly=args.keep_weekly, dry_run=args.dry_run,
+        spool_dir=config.spool_dir,
     )
     verb = "would delete" if args.dry_run else "deleted"
     for ref in plan.delete:
         print(f"{verb} {ref.snapshot_id} ({ref.site}/{ref.kind})")
     for ref in plan.protected:
-        print(f"kept {ref.snapshot_id} ({ref.site}/{ref.kind}): later snapshots' revisit records point to it")
+        print(f"kept {ref.snapshot_id} ({ref.site}/{ref.kind}): later snapshots' revisit records (committed or spooled) point to it")
     print(f"{len(plan.keep)} kept, {len(plan.delete)} {verb}")
     if not args.dry_run and plan.delete:
         index = DigestIndex.in_state_dir(config.state_dir, config.archive.url)
@@ -210,4 +211,5 @@ def cmd_push(args: argparse.Namespace) -> int:
         note = " (salvaged from a killed crawl)" if r.salvaged else ""
         detail = f": {r.error}" if r.error else ""
         print(f"{r.state} {r.snapshot_id} ({r.site}/{r.kind}){note}{detail}")
-    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+    # "busy": another push holds the entry and is uploading it right now, which is not a failure.
+    return EXIT_OK if all(r.ok or r.state == "busy" for r in results) else EXIT_FAILED
