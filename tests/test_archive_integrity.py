@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 from archive.index import DigestIndex
@@ -11,8 +16,9 @@ from archive.prune import prune
 from archive.spool import push_all
 from archive.staging import Staging
 from archive.stores import SnapshotRef, open_store
+from archive.verify import verify_snapshot
 from archive.warc import payload_digest
-from tests.plugins.cli import NewsvaultRunner
+from tests.plugins.cli import NewsvaultRunner, child_env
 
 
 def finished_entry(spool: Path, index: DigestIndex, items: int = 3) -> Staging:
@@ -150,3 +156,65 @@ def test_prune_keeps_what_spooled_entries_refer_to(newsvault_cli: NewsvaultRunne
     assert [r.snapshot_id for r in prune(store, site="sample", keep_last=1, spool_dir=spool).protected] == [a.snapshot_id]
     assert [r.state for r in push_all(store, spool, progress=False)] == ["committed"]
     assert newsvault_cli("verify", "--all").returncode == 0
+
+
+# --- concurrent pushers ----------------------------------------------------------
+PUSHER = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from archive.spool import push_all
+    from archive.stores import open_store
+    go = Path(sys.argv[3])
+    while not go.exists():
+        time.sleep(0.001)
+    results = push_all(open_store(sys.argv[1]), sys.argv[2], progress=False)
+    print(json.dumps([[r.snapshot_id, r.state, r.error] for r in results]))
+    """
+)
+
+
+def test_two_pushers_salvage_a_dead_partial_once(tmp_path: Path) -> None:
+    spool, archive = tmp_path / "spool", tmp_path / "archive"
+    staging = Staging(spool, "sample", "articles", warc_max_bytes=10**9, index=None)
+    filler = "lorem ipsum dolor " * 8
+    for n in range(60_000):
+        staging.write_item({"type": "article", "url": f"http://sample.test/a/{n}", "change": "new", "body": filler + str(n)})
+    staging.abandon()  # the crawl died: a .partial dir nobody holds
+    items = staging.dir / "items.jsonl.gz"
+    with items.open("r+b") as fh:  # ... and its last gzip block was cut short
+        fh.truncate(items.stat().st_size - 100)
+    kept = 0
+    with gzip.open(items, "rt", encoding="utf-8") as fh:
+        try:
+            for line in fh:
+                kept += line.endswith("\n")
+        except EOFError:
+            pass
+    assert 0 < kept < 60_000
+
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", PUSHER, str(archive), str(spool), str(go)],
+                         env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    time.sleep(1.0)  # both are importing and then polling for the go file
+    go.touch()
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-2000:]
+    states = [state for out, _ in outputs for _id, state, _err in json.loads(out)]
+    assert states.count("committed") == 1, outputs
+    assert set(states) <= {"committed", "busy"}, outputs
+
+    store = open_store(str(archive))
+    refs = store.list_snapshots()
+    assert [r.snapshot_id for r in refs] == [staging.snapshot_id]
+    manifest = verify_snapshot(store, refs[0])
+    assert manifest.status == "partial" and manifest.counts["items"] == kept
+    with store.open(refs[0].key("items.jsonl.gz")) as raw, gzip.open(raw, "rt", encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    assert len(lines) == kept
+    assert [json.loads(line)["url"] for line in lines] == [f"http://sample.test/a/{n}" for n in range(kept)]
+    assert not any(spool.rglob("*.jsonl.gz"))
