@@ -237,3 +237,66 @@ def test_one_state_dir_two_archives_revisits_stay_in_their_archive(newsvault_cli
         assert restored.returncode == 0, restored.stderr[-2000:]
         for warc in target.glob("pages-*.warc.gz"):
             assert warc_check(warc) == 0
+
+
+def test_crawl_killed_during_upload_is_completed_by_push(tmp_path: Path, sample_site_factory, s3_server) -> None:  # type: ignore[no-untyped-def]
+    import signal
+    import time
+
+    site = sample_site_factory(articles=150)
+    client = s3_server.client()
+    for attempt in range(4):
+        # A fresh state dir and prefix per attempt, in case an upload was too quick to catch.
+        cli = NewsvaultRunner(tmp_path / f"try-{attempt}")
+        cli.root.mkdir()
+        prefix = f"killed-upload-{uuid.uuid4().hex[:8]}"
+        # Small WARC files: the upload is many objects, so it lasts long enough to interrupt.
+        cli.env.update({**s3_server.env(), "NEWSVAULT_ARCHIVE": s3_server.archive_url(prefix),
+                        "NEWSVAULT_ARCHIVE_WARC_MAX_BYTES": "20000"})
+        output = cli.root / "out.jsonl"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler", "crawl", "sample", "--start-url", site.base_url, "--output", str(output)],
+            env=child_env(cli.base_env()), cwd=cli.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        killed = False
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_server.bucket, Prefix=f"{prefix}/").get("Contents", [])]
+                if keys and not any(k.endswith("/manifest.json") for k in keys):
+                    proc.send_signal(signal.SIGKILL)
+                    killed = True
+                    break
+                if keys:
+                    break  # committed before we saw it: try again
+                time.sleep(0.005)
+        finally:
+            if proc.poll() is None and not killed:
+                proc.kill()
+            proc.wait(30)
+        if killed and proc.returncode == -signal.SIGKILL:
+            break
+    else:
+        pytest.fail("could not catch the crawl during its upload")
+
+    spool = cli.state_dir / "spool" / "sample" / "articles"
+    (entry,) = [p for p in spool.iterdir() if not p.name.startswith(".")]
+    snapshot_id = entry.name
+    assert not snapshot_id.endswith(".partial")  # finalised before the upload began
+    listing = cli("snapshots", "--json")
+    assert listing.returncode == 0, listing.stderr
+    assert [(r["snapshot_id"], r["state"]) for r in json.loads(listing.stdout)] == [(snapshot_id, "spooled")]
+
+    push = cli("push")
+    assert push.returncode == 0, push.stderr + push.stdout
+    assert f"committed {snapshot_id}" in push.stdout
+    assert not entry.exists()
+    verify = cli("verify", snapshot_id)
+    assert verify.returncode == 0, verify.stderr
+    manifest = json.loads(cli("show", snapshot_id).stdout)
+    assert manifest["status"] == "complete" and manifest["counts"]["warc_files"] > 1
+    crawled = read_jsonl(output)
+    assert crawled and manifest["counts"]["items"] == len(crawled)
+    target = cli.root / "restored"
+    assert cli("restore", snapshot_id, "--to", str(target)).returncode == 0
+    assert by_url(read_jsonl(target / "items.jsonl.gz")) == by_url(crawled)
