@@ -95,8 +95,9 @@ def test_revisiting_entry_waits_until_its_reference_is_committed(tmp_path: Path)
     spool, archive = tmp_path / "spool", tmp_path / "archive"
     index = DigestIndex(tmp_path / "index.sqlite", str(archive))
     body = b"<html><body>same page</body></html>" * 50
-    a = snapshot_with_page(spool, index, body)
-    b = snapshot_with_page(spool, index, body)
+    # Explicit ids: two snapshots made within one second would otherwise sort at random.
+    a = snapshot_with_page(spool, index, body, snapshot_id="20261125T060000Z-aaaaaa")
+    b = snapshot_with_page(spool, index, body, snapshot_id="20261125T070000Z-bbbbbb")
     assert b.manifest is not None and b.manifest.refers_to == [a.snapshot_id]
     store = open_store(str(archive))
 
