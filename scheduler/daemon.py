@@ -30,6 +30,7 @@ from apscheduler.events import (
 from apscheduler.executors.base import run_job as apscheduler_run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -110,6 +111,7 @@ class Daemon:
         self.stop_event = threading.Event()
         self.specs: list[JobSpec] = []
         self.metrics: MetricsServer | None = None
+        self.watcher: threading.Thread | None = None
 
     def _start_urls_for(self, site: str, kind: str) -> list[str]:
         """Start URLs given for ``site:kind``, else for ``site``, else none (the profile's)."""
@@ -134,8 +136,8 @@ class Daemon:
             self._sync_jobs()
             self._install_signals()
             self._start_metrics()
-            watcher = threading.Thread(target=self._watch_triggers, name="triggers", daemon=True)
-            watcher.start()
+            self.watcher = threading.Thread(target=self._watch_triggers, name="triggers", daemon=True)
+            self.watcher.start()
             self.scheduler.resume()
             log.info("daemon running on %s with %d job(s); pid %s", self.state_dir,
                      len(self.specs), os.getpid())
@@ -227,6 +229,7 @@ class Daemon:
         grace = self.config.daemon.shutdown_grace_seconds
         self.scheduler.pause()
         self.launcher.stop_accepting()
+        self._refuse_pending_manual_runs()
         if self.launcher.running():
             log.info("waiting up to %ss for %d running crawl(s)", grace, self.launcher.running())
             if not self.launcher.wait_all(grace):
@@ -241,6 +244,8 @@ class Daemon:
         directory.mkdir(parents=True, exist_ok=True)
         while not self.stop_event.wait(TRIGGER_POLL_SECONDS):
             for path in sorted(directory.glob("*.json")):
+                if self.stop_event.is_set():
+                    break  # the rest is answered by _refuse_pending_manual_runs
                 try:
                     request = json.loads(path.read_text(encoding="utf-8"))
                     path.unlink()
@@ -260,6 +265,41 @@ class Daemon:
         log.info("manual run %s of %s:%s requested", run_id, site, kind)
         self.scheduler.add_job(jobs.run_job, trigger="date", id=f"manual:{run_id}",
                                jobstore="transient", kwargs=kwargs, misfire_grace_time=None)
+
+    def _refuse_pending_manual_runs(self) -> None:
+        """Record every manual run asked for but not started as failed: the daemon is stopping.
+
+        Called once the scheduler is paused and the launcher refuses new crawls,
+        so a waiting ``newsvault trigger`` gets its answer now. Runs already handed
+        to a job thread record themselves (see :func:`jobs.record_not_started`).
+        """
+        if self.watcher is not None:
+            self.watcher.join()  # it stops between two requests; none is half submitted
+        for job in self.scheduler.get_jobs(jobstore="transient"):
+            try:
+                self.scheduler.remove_job(job.id, jobstore="transient")
+            except JobLookupError:
+                continue  # just handed to a job thread, which records it
+            kwargs = job.kwargs
+            jobs.record_not_started(self.history, run_id=str(kwargs["run_id"]),
+                                    job_id=f"{kwargs['site']}:{kwargs['kind']}", trigger="manual",
+                                    planned_at=kwargs.get("planned_at"))
+        directory = self.state_dir / TRIGGERS_DIR
+        for path in sorted(directory.glob("*.json")):
+            try:
+                request = json.loads(path.read_text(encoding="utf-8"))
+                path.unlink()
+            except (OSError, ValueError) as exc:
+                log.warning("ignoring trigger request %s: %s", path.name, exc)
+                continue
+            if not isinstance(request, dict) or not request.get("run_id"):
+                continue
+            run_id = str(request["run_id"])
+            if self.history.get(run_id) is None:
+                jobs.record_not_started(
+                    self.history, run_id=run_id,
+                    job_id=f"{request.get('site', '')}:{request.get('kind', '')}", trigger="manual",
+                    planned_at=request.get("requested_at"))
 
     # -- health and metrics ----------------------------------------------------------
     def _start_metrics(self) -> None:
@@ -311,8 +351,13 @@ def request_trigger(state_dir: str | Path, site: str, kind: str, *,
             "start_urls": start_urls or []}
     tmp = directory / f".{run_id}.tmp"
     tmp.write_text(json.dumps(body), encoding="utf-8")
-    tmp.replace(directory / f"{run_id}.json")
+    tmp.replace(request_path(state_dir, run_id))
     return run_id
+
+
+def request_path(state_dir: str | Path, run_id: str) -> Path:
+    """Where the request file of manual run ``run_id`` waits until the daemon reads it."""
+    return Path(state_dir) / TRIGGERS_DIR / f"{run_id}.json"
 
 
 def stored_jobs(config: Config) -> dict[str, Job]:

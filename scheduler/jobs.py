@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # A scheduled run planned this long before the daemon started is a catch-up run.
 CATCH_UP_TOLERANCE = timedelta(seconds=2)
 SHUTDOWN_ERROR = "stopped by daemon shutdown"
+# A run that never started because the daemon was stopping.
+SHUTTING_DOWN_ERROR = "daemon shutting down"
 
 
 @dataclass
@@ -96,7 +98,8 @@ def run_job(
     """Run one crawl of ``site``/``kind`` in a child process; return its history row as a dict.
 
     Returns None when the run was not started (skipped because the previous run
-    of the same job still holds its lock, or the daemon is shutting down).
+    of the same job still holds its lock, or the daemon is shutting down); such
+    a run is still recorded (see :func:`record_not_started`).
     """
     runtime = _runtime
     own_runtime = runtime is None
@@ -134,7 +137,7 @@ def _run(
     run_id = run_id or new_run_id()
     history, launcher = runtime.history, runtime.launcher
     if not launcher.accepting:
-        log.info("not starting %s: the daemon is shutting down", jid)
+        record_not_started(history, run_id=run_id, job_id=jid, trigger=trigger, planned_at=planned_text)
         return None
 
     lock = job_lock(state_dir, jid)
@@ -150,6 +153,8 @@ def _run(
         log.info("manual run %s of %s waits for the running one to finish", run_id, jid)
         while not lock.try_acquire():
             if not launcher.accepting:
+                record_not_started(history, run_id=run_id, job_id=jid, trigger=trigger,
+                                   planned_at=planned_text)
                 return None
             time.sleep(0.5)
 
@@ -201,6 +206,22 @@ def _run(
         return _as_dict(history, run_id)
     finally:
         lock.release()
+
+
+def record_not_started(history: SQLiteRunHistory, *, run_id: str, job_id: str, trigger: str,
+                       planned_at: str | None) -> None:
+    """Record a run the daemon did not start because it is shutting down.
+
+    A manual run is ``failed``, so the waiting ``newsvault trigger`` gets its
+    answer at once instead of waiting out its timeout; a scheduled one never ran
+    at its planned time, which is what ``missed`` means.
+    """
+    site, _, kind = job_id.partition(":")
+    status = "failed" if trigger == "manual" else "missed"
+    history.record(RunRecord(run_id=run_id, job_id=job_id, site=site, kind=kind, trigger=trigger,
+                             status=status, planned_at=planned_at, finished_at=iso(utcnow()),
+                             error=SHUTTING_DOWN_ERROR))
+    log.info("run %s of %s [%s] not started: the daemon is shutting down", run_id, job_id, trigger)
 
 
 def _as_dict(history: SQLiteRunHistory, run_id: str) -> dict[str, Any] | None:

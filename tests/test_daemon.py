@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from scheduler.history import RunRecord, open_history, parse_iso
@@ -137,6 +138,13 @@ def harness(tmp_path: Path, site_url: str) -> Iterator[DaemonHarness]:
     yield h
 
 
+def _ts(value: str | None) -> float:
+    """A history time as a Unix timestamp (the field must be set)."""
+    parsed = parse_iso(value)
+    assert parsed is not None
+    return parsed.timestamp()
+
+
 def _started(runs: list[RunRecord], job: str) -> list[RunRecord]:
     return [r for r in runs if r.job_id == job and r.started_at]
 
@@ -251,48 +259,137 @@ def _slow_crawl_env(harness: DaemonHarness) -> None:
     harness.env["NEWSVAULT_CRAWL_CONCURRENT_REQUESTS"] = "1"
 
 
+def _start_trigger(harness: DaemonHarness, kind: str) -> subprocess.Popen[str]:
+    """`newsvault trigger` as a background process that waits for its run."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "scheduler", "trigger", "sample", "--kind", kind, "--timeout", "120",
+         "--config", str(harness.config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(harness.env),
+        cwd=harness.root,
+    )
+
+
+def _wait_for_log(harness: DaemonHarness, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in harness.daemon_log():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the daemon never logged {text!r}\n" + harness.daemon_log())
+        time.sleep(0.1)
+
+
+def _assert_no_duplicate_runs(runs: list[RunRecord]) -> None:
+    """One row per (job, planned time): a restart never runs or records a planned run twice."""
+    seen: dict[tuple[str, str], RunRecord] = {}
+    for run in runs:
+        if run.trigger == "manual" or not run.planned_at:
+            continue  # manual runs are planned when asked for, not by the schedule
+        key = (run.job_id, run.planned_at)
+        assert key not in seen, (seen[key], run)
+        seen[key] = run
+
+
 def test_sigkill_mid_run_then_restart_records_failed_and_continues(harness: DaemonHarness) -> None:
     _slow_crawl_env(harness)
-    harness.write_config(articles=3600, discussions=None)
+    # Both jobs exist before the kill: articles (hourly) runs now and is killed mid-crawl,
+    # discussions runs every few seconds and must keep doing so after the restart.
+    harness.write_config(articles=3600, discussions=INTERVAL)
     proc = harness.start("--run-now")
+    trigger: subprocess.Popen[str] | None = None
     try:
-        harness.wait_for(lambda rs: any(r.status == "running" for r in rs), timeout=30)
-        time.sleep(2)
+        harness.wait_for(lambda rs: any(r.job_id == "sample:discussions" and r.status == "ok" for r in rs)
+                         and any(r.job_id == "sample:articles" and r.status == "running" for r in rs),
+                         timeout=60)
+        [crawl] = [c for c in psutil.Process(proc.pid).children()
+                   if "articles" in c.cmdline() and "crawl" in c.cmdline()]
+        # A manual run of the busy job waits inside the daemon; the kill must not leave it hanging.
+        trigger = _start_trigger(harness, "articles")
+        _wait_for_log(harness, "waits for the running one", timeout=20)
         proc.kill()
         proc.wait(timeout=10)
+        killed_at = time.time()
+        # The crawl learns of its daemon's death (PR_SET_PDEATHSIG) and closes.
+        assert crawl.wait(timeout=30) is not None or not crawl.is_running()
+        out, err = trigger.communicate(timeout=15)
+        assert trigger.returncode == 1, out + err
+        assert "the daemon stopped before running it" in err, out + err
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        for leftover in (proc, trigger):
+            if leftover is not None and leftover.poll() is None:
+                leftover.kill()
+                leftover.communicate()
     interrupted = [r for r in harness.runs() if r.status == "running"]
-    assert len(interrupted) == 1
+    assert [r.job_id for r in interrupted if r.job_id == "sample:articles"] == ["sample:articles"]
+    crawl_log = Path(next(r for r in interrupted if r.job_id == "sample:articles").log_path or "")
+    # Closed by the signal (Scrapy's "shutdown" reason), not run to its end.
+    assert "Closing spider (shutdown)" in crawl_log.read_text(encoding="utf-8")
+    with sqlite3.connect(harness.state_dir / "jobs.sqlite") as db:
+        before = sorted(row[0] for row in db.execute("SELECT id FROM apscheduler_jobs"))
+    assert before == ["sample:articles", "sample:discussions"]
 
-    harness.env["NEWSVAULT_CRAWL_DOWNLOAD_DELAY_SECONDS"] = "0"
-    harness.env["NEWSVAULT_CRAWL_CONCURRENCY_PER_DOMAIN"] = "16"
-    harness.env["NEWSVAULT_CRAWL_CONCURRENT_REQUESTS"] = "32"
-    harness.write_config(articles=3600, discussions=INTERVAL)
-    proc = harness.start()
+    harness.env.update(FAST_CRAWL_ENV)
+    first_log = len((harness.root / "daemon.log").read_text(encoding="utf-8"))
+    proc = harness.start()  # the same config: the stored jobs are kept, not replaced
     try:
-        runs = harness.wait_for(
-            lambda rs: any(r.job_id == "sample:discussions" and r.status == "ok" for r in rs), timeout=60)
+        harness.wait_for(
+            lambda rs: any(r.job_id == "sample:discussions" and r.status == "ok"
+                           and _ts(r.started_at) > killed_at for r in rs),
+            timeout=60)
         assert stop(proc) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    restart_log = (harness.root / "daemon.log").read_text(encoding="utf-8")[first_log:]
+    assert "job sample:discussions: every 5s, next run" in restart_log, restart_log
+    assert "(new)" not in restart_log and "(changed)" not in restart_log, restart_log
     runs = harness.runs()
-    old = next(r for r in runs if r.run_id == interrupted[0].run_id)
-    assert old.status == "failed" and old.error == "daemon stopped during the run"
-    # Only one articles job, and it was not run twice at once.
+    for old in interrupted:
+        again = next(r for r in runs if r.run_id == old.run_id)
+        assert again.status == "failed" and again.error == "daemon stopped during the run"
+    # The pre-existing discussions job resumed from the job store after the restart.
+    resumed = [r for r in _started(runs, "sample:discussions")
+               if _ts(r.started_at) > killed_at]
+    assert resumed and all(r.trigger in ("scheduled", "missed") for r in resumed), resumed
+    # The hourly articles job was not run again, nor twice at once.
+    assert len(_started(runs, "sample:articles")) == 1
     _assert_no_overlap(runs)
+    _assert_no_duplicate_runs(runs)
     # Whatever the killed crawl left is either a complete snapshot or not listed at all.
     listed = harness.snapshot_ids()
-    out = harness.cli("verify", "--all") if listed else None
-    if out is not None and "unrecognized arguments" not in out.stderr:
-        assert out.returncode == 0, out.stdout + out.stderr
+    assert listed
+    verified = harness.cli("verify", "--all")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
     for manifest_dir in (harness.archive_dir / "snapshots").rglob("*"):
         if manifest_dir.is_dir() and manifest_dir.name in listed:
             assert (manifest_dir / "manifest.json").is_file()
+
+
+def test_trigger_waiting_when_the_daemon_stops_is_answered_at_once(harness: DaemonHarness) -> None:
+    """A manual run that cannot start before shutdown is recorded, so `trigger` ends promptly."""
+    _slow_crawl_env(harness)
+    harness.write_config(articles=3600, discussions=None, shutdown_grace=3)
+    proc = harness.start("--run-now")
+    trigger: subprocess.Popen[str] | None = None
+    try:
+        harness.wait_for(lambda rs: any(r.status == "running" for r in rs), timeout=30)
+        trigger = _start_trigger(harness, "articles")
+        _wait_for_log(harness, "waits for the running one", timeout=20)
+        proc.send_signal(signal.SIGTERM)
+        # Well inside the shutdown grace, while the daemon still waits for the running crawl.
+        out, err = trigger.communicate(timeout=10)
+        assert proc.poll() is None, "the answer came only after the daemon exited"
+        assert proc.wait(timeout=60) == 0
+    finally:
+        for leftover in (proc, trigger):
+            if leftover is not None and leftover.poll() is None:
+                leftover.kill()
+                leftover.communicate()
+    assert trigger.returncode == 1, out + err
+    assert ": failed, snapshot -: daemon shutting down" in out, out + err
+    [manual] = [r for r in harness.runs() if r.trigger == "manual"]
+    assert manual.status == "failed" and manual.error == "daemon shutting down"
+    assert manual.started_at is None
+    assert not list((harness.state_dir / "triggers").glob("*.json"))
 
 
 def test_sigterm_during_crawl_exits_within_grace_and_keeps_snapshot(harness: DaemonHarness) -> None:
@@ -334,4 +431,4 @@ def test_trigger_without_daemon_runs_here_and_is_recorded(harness: DaemonHarness
     [run] = harness.runs()
     assert run.trigger == "manual" and run.status == "ok" and run.snapshot_id
     assert Path(run.log_path or "").is_file()
-    assert os.path.commonpath([run.log_path, harness.state_dir]) == str(harness.state_dir)
+    assert os.path.commonpath([run.log_path or "", str(harness.state_dir)]) == str(harness.state_dir)

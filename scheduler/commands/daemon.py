@@ -134,7 +134,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
-    from scheduler.daemon import crawl_options, request_trigger
+    from scheduler.daemon import crawl_options, request_path, request_trigger
     from scheduler.history import open_history
     from scheduler.jobs import job_kwargs, run_job
     from scheduler.lock import daemon_running
@@ -152,8 +152,18 @@ def cmd_trigger(args: argparse.Namespace) -> int:
             while time.monotonic() < deadline:
                 record = history.get(run_id)
                 if record is not None and record.status != "running":
-                    print(f"run {run_id}: {record.status}, snapshot {record.snapshot_id or '-'}")
+                    _print_result(record.run_id, record.status, record.snapshot_id, record.error)
                     return EXIT_OK if record.status == "ok" else EXIT_FAILED
+                if not daemon_running(config.state_dir):
+                    # The daemon is gone (killed, or it stopped as the request arrived).
+                    # Look once more: a stopping daemon records the run before it lets go.
+                    record = history.get(run_id)
+                    if record is not None and record.status != "running":
+                        continue
+                    request_path(config.state_dir, run_id).unlink(missing_ok=True)
+                    what = "before running" if record is None else "during"
+                    print(f"run {run_id}: the daemon stopped {what} it", file=sys.stderr)
+                    return EXIT_FAILED
                 time.sleep(0.5)
         finally:
             history.close()
@@ -167,5 +177,9 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     if not result:
         print("the run did not start", file=sys.stderr)
         return EXIT_FAILED
-    print(f"run {result['run_id']}: {result['status']}, snapshot {result['snapshot_id'] or '-'}")
+    _print_result(result["run_id"], result["status"], result["snapshot_id"], result["error"])
     return EXIT_OK if result["status"] == "ok" else EXIT_FAILED
+
+
+def _print_result(run_id: str, status: str, snapshot_id: str | None, error: str | None) -> None:
+    print(f"run {run_id}: {status}, snapshot {snapshot_id or '-'}" + (f": {error}" if error else ""))
