@@ -157,7 +157,7 @@ def _assert_no_overlap(runs: list[RunRecord]) -> None:
     for job_runs in by_job.values():
         job_runs.sort(key=lambda r: r.started_at or "")
         for before, after in itertools.pairwise(job_runs):
-            assert parse_iso(after.started_at) >= parse_iso(before.finished_at), (before, after)
+            assert _ts(after.started_at) >= _ts(before.finished_at), (before, after)
 
 
 @pytest.mark.slow
@@ -200,25 +200,37 @@ def test_schedule_soak_trigger_metrics_and_restart(harness: DaemonHarness) -> No
             proc.kill()
             proc.wait()
 
+    stopped_at = time.time()
     runs = harness.runs()
-    scheduled = [r for r in _started(runs, "sample:discussions") if r.trigger != "manual"
-                 and window_start <= parse_iso(r.planned_at).timestamp() < window_end]
-    planned = int((window_end - window_start) // INTERVAL)
-    skipped = [r for r in runs if r.status in ("skipped-overlap", "missed")]
-    assert abs(len(scheduled) + len(skipped) - planned) <= 1, (planned, len(scheduled), len(skipped))
-    # A scheduled run that falls while the manual one runs is skipped, never overlapped.
-    assert abs(len(scheduled) - planned) <= 1 + len(manual), (planned, [(r.planned_at, r.status) for r in runs])
+    # Per job: every time its interval planned inside the window has exactly one row (run,
+    # skipped or missed), so the count matches the plan to within the window's rounding.
+    for job, every in {"sample:discussions": INTERVAL}.items():
+        planned = int((window_end - window_start) // every)
+        in_window = [r for r in runs if r.job_id == job and r.trigger != "manual" and r.planned_at
+                     and window_start <= _ts(r.planned_at) < window_end]
+        assert abs(len(in_window) - planned) <= 1, (job, planned, [(r.planned_at, r.status) for r in in_window])
+        # A scheduled run that falls while the manual one runs is skipped, never overlapped.
+        started = [r for r in in_window if r.started_at]
+        assert abs(len(started) - planned) <= 1 + len(manual), (job, planned, len(started))
+        assert all(r.started_at or r.status == "skipped-overlap" for r in in_window), in_window
     _assert_no_overlap(runs)
+    _assert_no_duplicate_runs(runs)
     ok = [r for r in runs if r.status == "ok"]
     assert ok and all(r.snapshot_id for r in ok)
     listed_ids = harness.snapshot_ids()
     missing = {r.snapshot_id for r in ok} - listed_ids
     assert not missing, missing
 
-    # Restart: the job store still holds exactly one job per (site, kind).
+    # Restart after more than two intervals down: the runs planned meanwhile are recorded
+    # missed (the latest is caught up), nothing planned is run or recorded twice, and the
+    # job store still holds exactly one job per (site, kind).
+    time.sleep(max(0.0, stopped_at + 2 * INTERVAL + 1 - time.time()))
+    restarted_at = time.time()
     proc = harness.start()
     try:
-        harness.wait_for(lambda rs: len(rs) > len(runs), timeout=30)
+        runs = harness.wait_for(
+            lambda rs: any(r.trigger == "scheduled" and r.started_at and r.finished_at and r.planned_at
+                           and _ts(r.planned_at) > restarted_at for r in rs), timeout=40)
         jobs = [json.loads(line) for line in harness.cli("jobs", "--json").stdout.splitlines()]
         assert [j["job_id"] for j in jobs] == ["sample:discussions"]
         assert jobs[0]["in_job_store"] and jobs[0]["daemon_running"]
@@ -230,6 +242,11 @@ def test_schedule_soak_trigger_metrics_and_restart(harness: DaemonHarness) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    runs = harness.runs()
+    down = [r for r in runs if r.status == "missed" and r.planned_at and stopped_at <= _ts(r.planned_at) < restarted_at]
+    assert down, [(r.planned_at, r.trigger, r.status) for r in runs]
+    _assert_no_duplicate_runs(runs)
+    _assert_no_overlap(runs)
 
 
 def test_second_daemon_on_one_state_dir_refuses(harness: DaemonHarness) -> None:
