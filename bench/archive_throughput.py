@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +76,13 @@ def timed(func: Any) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="500 articles, 2 runs per side")
-    parser.add_argument("--articles", type=int, help="site size (default 3,000)")
+    parser.add_argument("--articles", type=int, help="site size (default 2,000)")
     parser.add_argument("--repeat", type=int, help="runs per side (default 3, --quick 2)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
-    # The test server holds at most 4 volumes of 64 MB: 3,000 articles (about 31 MB
-    # a snapshot) x 2 sides x 3 runs stays below that.
-    articles = args.articles or (500 if args.quick else 3_000)
+    # The test server holds at most 4 volumes of 64 MB: 2,000 articles (about 21 MB
+    # a snapshot) x 3 sides x 3 runs stays below that.
+    articles = args.articles or (500 if args.quick else 2_000)
     repeat = args.repeat or (2 if args.quick else 3)
 
     from tests.plugins.seaweedfs import SeaweedS3Server
@@ -138,6 +139,22 @@ def main(argv: list[str] | None = None) -> int:
         restore_ratio,
         f">= {RESTORE_TARGET}: {verdict(restore_ratio >= RESTORE_TARGET)}",
     )
+    for key, label in (
+        ("upload_8m", "upload, push with 8 MiB multipart setting"),
+        ("restore_8m", "restore, with 8 MiB multipart setting"),
+    ):
+        r = rows[key]
+        ratio = r["ours_mb_s"] / r["boto3_mb_s"]
+        table.add(
+            label,
+            total,
+            r["ours_s"],
+            r["ours_mb_s"],
+            r["boto3_s"],
+            r["boto3_mb_s"],
+            ratio,
+            "(diagnostic)",
+        )
     print(
         f"archive throughput: snapshot of a {articles:,}-article crawl ({len(files)} files, {total / 1024**2:.1f} MiB), "
         f"SeaweedFS on loopback, best of {repeat}"
@@ -178,30 +195,32 @@ def run_transfers(
     total = sum(p.stat().st_size for p in files)
     client = boto3.client("s3")  # the same endpoint and credentials, from the same variables
     times: dict[str, list[float]] = {
-        "push": [],
-        "upload_file": [],
-        "restore": [],
-        "download_file": [],
+        name: []
+        for name in ("push", "push_8m", "upload_file", "restore", "restore_8m", "download_file")
     }
+    # A third side: our push/restore with the multipart setting at boto3's default
+    # chunk size (8 MiB), to show how much of any gap is transfer configuration.
+    small_parts = {"NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES": 8 * 1024 * 1024}
+    ref = SnapshotRef(snapshot_id=snapshot_id, site=site, kind=kind)
     for i in range(repeat):
         prefix = f"run{i}"
-        store = open_store(server.archive_url(f"ours/{prefix}"))
-        spool = work / f"spool-{i}"
-        shutil.copytree(snapshot, spool / site / kind / snapshot_id)
+        stores = {
+            "": open_store(server.archive_url(f"ours/{prefix}")),
+            "_8m": open_store(server.archive_url(f"ours8m/{prefix}"), small_parts),
+        }
 
-        def ours_push(store: Any = store, spool: Path = spool) -> None:
-            results = push_all(store, spool, progress=False)
+        def ours_push(variant: str, i: int = i, stores: dict[str, Any] = stores) -> None:
+            spool = work / f"spool{variant}-{i}"
+            results = push_all(stores[variant], spool, progress=False)
             if not results or not all(r.ok for r in results):
                 raise RuntimeError(f"push failed: {results}")
+
+        def ours_restore(variant: str, i: int = i, stores: dict[str, Any] = stores) -> None:
+            restore_snapshot(stores[variant], ref, work / f"restore{variant}-{i}", progress=False)
 
         def plain_upload(prefix: str = prefix) -> None:
             for path in files:
                 client.upload_file(str(path), server.bucket, f"plain/{prefix}/{path.name}")
-
-        ref = SnapshotRef(snapshot_id=snapshot_id, site=site, kind=kind)
-
-        def ours_restore(store: Any = store, ref: SnapshotRef = ref, i: int = i) -> None:
-            restore_snapshot(store, ref, work / f"restore-{i}", progress=False)
 
         def plain_download(prefix: str = prefix, i: int = i) -> None:
             out = work / f"download-{i}"
@@ -211,18 +230,28 @@ def run_transfers(
                     server.bucket, f"plain/{prefix}/{path.name}", str(out / path.name)
                 )
 
-        # Alternate which side goes first, so neither always meets a warmer server.
-        uploads = [("push", ours_push), ("upload_file", plain_upload)]
-        downloads = [("restore", ours_restore), ("download_file", plain_download)]
-        if i % 2:
-            uploads.reverse()
-            downloads.reverse()
+        for variant in stores:
+            shutil.copytree(snapshot, work / f"spool{variant}-{i}" / site / kind / snapshot_id)
+        uploads: list[tuple[str, Callable[[], None]]] = [
+            ("push", lambda: ours_push("")),
+            ("push_8m", lambda: ours_push("_8m")),
+            ("upload_file", plain_upload),
+        ]
+        downloads: list[tuple[str, Callable[[], None]]] = [
+            ("restore", lambda: ours_restore("")),
+            ("restore_8m", lambda: ours_restore("_8m")),
+            ("download_file", plain_download),
+        ]
+        # Rotate which side goes first, so none always meets a warmer server.
+        uploads = uploads[i % 3 :] + uploads[: i % 3]
+        downloads = downloads[i % 3 :] + downloads[: i % 3]
         for name, func in uploads:
             times[name].append(timed(func))
         for name, func in downloads:
             times[name].append(timed(func))
-        shutil.rmtree(work / f"restore-{i}", ignore_errors=True)
-        shutil.rmtree(work / f"download-{i}", ignore_errors=True)
+        for leftover in work.glob(f"*-{i}"):
+            if leftover.name.startswith(("restore", "download")):
+                shutil.rmtree(leftover, ignore_errors=True)
     mb = total / 1024**2
 
     def pair(ours: str, plain: str) -> dict[str, float]:
@@ -236,7 +265,12 @@ def run_transfers(
             "boto3_runs": times[plain],
         }  # type: ignore[dict-item]
 
-    return {"upload": pair("push", "upload_file"), "restore": pair("restore", "download_file")}
+    return {
+        "upload": pair("push", "upload_file"),
+        "upload_8m": pair("push_8m", "upload_file"),
+        "restore": pair("restore", "download_file"),
+        "restore_8m": pair("restore_8m", "download_file"),
+    }
 
 
 if __name__ == "__main__":
