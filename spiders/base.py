@@ -117,7 +117,14 @@ class ProfileSpider(scrapy.Spider):
         if failure.check(HttpError):
             reason = f"http_{failure.value.response.status}"
         elif failure.check(IgnoreRequest):
-            reason = "disallowed" if "robots" in str(failure.value).lower() else "ignored"
+            message = str(failure.value)
+            if "robots" in message.lower():
+                reason = "disallowed"
+            elif "DOWNLOAD_MAXSIZE" in message:
+                # Scrapy's decompression guard: a gzip bomb or an oversized compressed page.
+                reason = "too_large"
+            else:
+                reason = "ignored"
         elif failure.check(*_TOO_LARGE):
             # The downloader cancels a response past DOWNLOAD_MAXSIZE.
             reason = "too_large"

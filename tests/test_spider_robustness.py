@@ -69,3 +69,20 @@ def test_bad_canonical_and_bad_links_lose_no_article(broken_site: str, tmp_path:
     assert sorted(i["canonical_url"] for i in items) == [f"{broken_site}/a/{n}.html" for n in (1, 2, 3)]
     stats = json.loads(summary.read_text(encoding="utf-8"))["stats"]
     assert stats.get("newsvault/pages/canonical_ignored") == 3
+
+
+def test_gzip_bomb_is_counted_as_too_large(tmp_path: Path) -> None:
+    from samplesite.model import SampleSite
+    from samplesite.server import SiteServer
+
+    runner = NewsvaultRunner(tmp_path)
+    summary = tmp_path / "summary.json"
+    with SiteServer(SampleSite(articles=50)).start() as server:
+        result = runner("crawl", "sample", "--no-archive", "--json-summary", str(summary),
+                        "--start-url", server.base_url + "/faults/gzip-bomb",
+                        "--start-url", server.base_url + "/")
+    assert result.returncode == 0, result.stderr[-2000:]
+    stats = json.loads(summary.read_text(encoding="utf-8"))["stats"]
+    # The bomb and the linked oversize page, both refused at the size limit.
+    assert stats.get("newsvault/pages/too_large") == 2
+    assert "newsvault/pages/ignored" not in stats
