@@ -40,6 +40,12 @@ RETRY_ENABLED = True
 RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 
+# --- Frontier ---------------------------------------------------------------
+# Pending requests go to a per-crawl disk queue (JOBDIR, set by the crawl
+# runner) so memory stays flat on big sites. Marshal, not pickle: the queue
+# holds only plain request dicts, and marshal cannot run code when read back.
+SCHEDULER_DISK_QUEUE = "scrapy.squeues.MarshalLifoDiskQueue"
+
 # --- Item pipelines (order matters: clean -> validate -> dedupe -> changes -> snapshot)
 ITEM_PIPELINES = {
     "pipelines.clean.CleanPipeline": 100,

@@ -84,6 +84,9 @@ class CrawlConfig(_Section):
     progress: bool = True
     # Re-request known article URLs a crawl did not reach, so removals are seen.
     recheck_known: bool = True
+    # Keep pending requests on disk (under <state>/frontier) so memory stays
+    # flat however many URLs a sitemap lists.
+    disk_queue: bool = True
 
 
 class DaemonConfig(_Section):

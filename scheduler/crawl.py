@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -119,6 +121,19 @@ def _quiet_startup_loggers(level: str) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _disk_frontier(config: Config, site: str, kind: str) -> Path:
+    """A fresh directory for this crawl's request queue.
+
+    Pending requests (a sitemap can list 100,000 at once) wait on disk instead
+    of in memory. Each crawl gets its own directory and removes it at the end:
+    a crawl is never resumed from an old frontier, since a snapshot must be
+    one run's record.
+    """
+    root = config.state_dir / "frontier"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{site}-{kind}-", dir=root))
+
+
 def _spider_class(kind: str) -> type:
     if kind == "articles":
         from spiders.articles import ArticlesSpider
@@ -193,11 +208,18 @@ def run_crawl(
     # The CLI installed the root handler; Scrapy adding its own would print
     # every line twice and reset the root logger to DEBUG.
     scrapy_settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
+    frontier = _disk_frontier(config, profile.name, kind) if config.crawl.disk_queue else None
+    if frontier is not None:
+        scrapy_settings.set("JOBDIR", str(frontier), priority="cmdline")
     process = CrawlerProcess(scrapy_settings)
     _quiet_startup_loggers(scrapy_settings.get("LOG_LEVEL", "INFO"))
     crawler = process.create_crawler(spider_cls)
     process.crawl(crawler, profile=profile, start_urls=start_urls or None)
-    process.start()
+    try:
+        process.start()
+    finally:
+        if frontier is not None:
+            shutil.rmtree(frontier, ignore_errors=True)
 
     stats = _json_safe(crawler.stats.get_stats() if crawler.stats else {})
     finish_reason = stats.get("finish_reason")
