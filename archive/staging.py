@@ -21,7 +21,7 @@ from archive.ids import new_snapshot_id, utc_iso
 from archive.index import DigestIndex
 from archive.manifest import ITEMS_NAME, MANIFEST_NAME, Manifest, json_safe_stats, snapshot_files
 from archive.paths import check_kind, check_site
-from archive.warc import PriorCapture, RotatingWarcWriter
+from archive.warc import GZIP_LEVEL, PriorCapture, RotatingWarcWriter
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class Staging:
             ),
             encoding="utf-8",
         )
-        self._items: TextIO | None = gzip.open(self.dir / ITEMS_NAME, "wt", encoding="utf-8")  # noqa: SIM115
+        self._items: TextIO | None = gzip.open(self.dir / ITEMS_NAME, "wt", encoding="utf-8", compresslevel=GZIP_LEVEL)  # noqa: SIM115
         self._items_since_flush = 0
         self.warc = RotatingWarcWriter(self.dir, max_bytes=warc_max_bytes, snapshot_id=self.snapshot_id)
         self._digests: TextIO | None = open(self.dir / DIGESTS_NAME, "w", encoding="utf-8")  # noqa: SIM115
