@@ -89,7 +89,7 @@ NEWSVAULT_WARC_MAX_BYTES = 1_000_000_000
 # boto3 request_checksum_calculation: "when_required" for servers that
 # mishandle the CRC32 checksums boto3 >= 1.36 sends by default.
 NEWSVAULT_S3_CHECKSUMS = "when_supported"
-NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES = 64 * 1024 * 1024
+NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES = 8 * 1024 * 1024
 
 # --- newsvault: display ---------------------------------------------------
 # Live progress line (pages, items, errors) on stderr when it is a terminal.

@@ -52,7 +52,7 @@ class ArchiveConfig(_Section):
     s3_checksums: Literal["when_supported", "when_required"] = Field(
         "when_supported", description="boto3 request_checksum_calculation"
     )
-    s3_multipart_threshold_bytes: int = Field(64 * 1024 * 1024, gt=5 * 1024 * 1024 - 1)
+    s3_multipart_threshold_bytes: int = Field(8 * 1024 * 1024, gt=5 * 1024 * 1024 - 1)
 
 
 class StateConfig(_Section):

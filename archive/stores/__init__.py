@@ -99,7 +99,7 @@ def open_store(url: str, settings: Mapping[str, Any] | Any | None = None) -> Sna
             bucket=parts.netloc,
             prefix=parts.path.strip("/"),
             checksums=str(_setting(settings, "NEWSVAULT_S3_CHECKSUMS", "when_supported")),
-            multipart_threshold=int(_setting(settings, "NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES", 64 * 1024 * 1024)),
+            multipart_threshold=int(_setting(settings, "NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES", 8 * 1024 * 1024)),
         )
     from archive.stores.local import LocalStore
 

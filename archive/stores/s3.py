@@ -35,6 +35,9 @@ from newsvault.errors import SnapshotExistsError, StoreError, StoreUnreachableEr
 
 log = logging.getLogger(__name__)
 
+# boto3's default part size; parts upload concurrently.
+MULTIPART_CHUNK_BYTES = 8 * 1024 * 1024
+
 T = TypeVar("T")
 _AUTH_CODES = {
     "AccessDenied",
@@ -74,7 +77,7 @@ class S3Store:
         bucket: str,
         prefix: str = "",
         checksums: str = "when_supported",
-        multipart_threshold: int = 64 * 1024 * 1024,
+        multipart_threshold: int = 8 * 1024 * 1024,
         max_attempts: int = 5,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
@@ -92,7 +95,9 @@ class S3Store:
             response_checksum_validation="when_required",
         )
         self._client = boto3.session.Session().client("s3", config=config)
-        self._transfer = TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=multipart_threshold)
+        # Parts of boto3's default size, sent in parallel: a part as large as
+        # the threshold would serialise every file below twice the threshold.
+        self._transfer = TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=MULTIPART_CHUNK_BYTES)
 
     # --- helpers ------------------------------------------------------------
     def _key(self, key: str) -> str:
