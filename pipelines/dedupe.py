@@ -6,7 +6,8 @@
 - a body similar above ``NEWSVAULT_NEAR_DUPLICATE_THRESHOLD`` (MinHash LSH over
   word 5-shingles) to an earlier one: ``near_duplicate_of`` is set.
 
-Per article only a canonical URL, a hash and a 64-permutation MinHash are kept.
+Per article a canonical URL, a hash and a 64-permutation MinHash with its LSH
+band keys are kept, on disk (pipelines/run_index.py), for the run only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 from scrapy.exceptions import DropItem
+
+from pipelines.run_index import RunIndex
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +71,10 @@ class DedupePipeline:
             raise ValueError(f"near-duplicate threshold must be in (0, 1], got {threshold!r}")
         self.threshold = threshold
         self.stats = stats
-        self._seen_urls: set[tuple[str, str]] = set()
-        self._by_hash: dict[str, str] = {}
-        self._sketches: dict[str, LeanMinHash] = {}
-        self._lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+        # datasketch's choice of bands x rows for this threshold, used by our
+        # on-disk index the same way its in-memory MinHashLSH would.
+        params = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+        self._index = RunIndex(bands=params.b, rows=params.r)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> DedupePipeline:
@@ -80,30 +83,31 @@ class DedupePipeline:
         )
         return cls(threshold=threshold, stats=crawler.stats)
 
+    def close_spider(self) -> None:
+        self._index.close()
+
     def process_item(self, item: Any) -> Any:
         kind = item.get("type")
         if kind == "article":
             return self._article(item)
         if kind == "discussion":
             key = item.get("thread_url") or ""
-            if ("discussion", key) in self._seen_urls:
+            if not self._index.add_key("discussion", key):
                 # A thread that moved up while the list was paged shows twice.
                 self._inc("duplicates")
                 self._inc("duplicates/discussion")
                 raise DropItem(f"duplicate thread in this run: {key}", log_level="DEBUG")
-            self._seen_urls.add(("discussion", key))
         return item
 
     def _article(self, item: Any) -> Any:
         canonical = item["canonical_url"]
-        if ("article", canonical) in self._seen_urls:
+        if not self._index.add_key("article", canonical):
             self._inc("duplicates")
             self._inc("duplicates/article")
             raise DropItem(f"duplicate canonical URL in this run: {canonical}", log_level="DEBUG")
-        self._seen_urls.add(("article", canonical))
 
         digest = item.get("content_hash")
-        first = self._by_hash.get(digest) if digest else None
+        first = self._index.url_with_digest(digest) if digest else None
         if first is not None:
             self._inc("duplicates")
             self._inc("duplicates/article")
@@ -112,27 +116,17 @@ class DedupePipeline:
             slim["schema_version"] = item.get("schema_version")
             return slim
         if digest:
-            self._by_hash[digest] = canonical
+            self._index.add_digest(digest, canonical)
 
         sketch = minhash(item.get("body") or "")
         if sketch is None:
             return item
-        earlier = self._nearest(sketch)
+        earlier = self._index.nearest(sketch.hashvalues, self.threshold)
         if earlier is not None:
             item["near_duplicate_of"] = earlier
             self._inc("near_duplicates")
-        self._lsh.insert(canonical, sketch)
-        self._sketches[canonical] = sketch
+        self._index.add_sketch(canonical, sketch.hashvalues)
         return item
-
-    def _nearest(self, sketch: LeanMinHash) -> str | None:
-        """The most similar earlier article at or above the threshold (LSH candidates, checked)."""
-        best: tuple[float, str] | None = None
-        for key in self._lsh.query(sketch):
-            similarity = sketch.jaccard(self._sketches[key])
-            if similarity >= self.threshold and (best is None or similarity > best[0]):
-                best = (similarity, key)
-        return best[1] if best else None
 
     def _inc(self, key: str) -> None:
         if self.stats is not None:
