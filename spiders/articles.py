@@ -116,16 +116,28 @@ class ArticlesSpider(ProfileSpider):
         self.start_ok(response)
         body = response.body
         if body[:2] == b"\x1f\x8b":
-            body = gunzip(body, max_size=self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
+            try:
+                body = gunzip(body, max_size=self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
+            except (OSError, EOFError, ValueError):  # corrupt, or past the size limit once unpacked
+                self.count_page("bad_gzip", response.url)
+                return
         head = body[:512].lstrip().lower()
         if b"<urlset" in head or b"<sitemapindex" in head or b"sitemaps.org" in head:
-            yield from self.parse_sitemap(response, body)
+            found = self.parse_sitemap(response, body)
         elif b"<rss" in head or b"<feed" in head or b"<rdf" in head:
-            yield from self.parse_feed(response, body)
+            found = self.parse_feed(response, body)
         elif isinstance(response, TextResponse):
-            yield from self.parse_listing(response)
+            found = self.parse_listing(response)
         else:
             self.count_page("not_listing", response.url)
+            return
+        produced = False
+        for result in found:
+            produced = True
+            yield result
+        if not produced:
+            # Fetched and read, but led nowhere new: still accounted for.
+            self.count_page("nothing_new", response.url)
 
     def parse_sitemap(self, response: Response, body: bytes) -> Iterator[Any]:
         try:

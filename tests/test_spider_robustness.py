@@ -86,3 +86,19 @@ def test_gzip_bomb_is_counted_as_too_large(tmp_path: Path) -> None:
     # The bomb and the linked oversize page, both refused at the size limit.
     assert stats.get("newsvault/pages/too_large") == 2
     assert "newsvault/pages/ignored" not in stats
+
+
+def test_a_start_page_that_leads_nowhere_is_counted(tmp_path: Path) -> None:
+    from samplesite.model import SampleSite
+    from samplesite.server import SiteServer
+
+    runner = NewsvaultRunner(tmp_path)
+    summary = tmp_path / "summary.json"
+    with SiteServer(SampleSite(articles=50)).start() as server:
+        # 10 MB of text with no links, just under the default size limit.
+        result = runner("crawl", "sample", "--no-archive", "--json-summary", str(summary),
+                        "--start-url", server.base_url + "/faults/big-10mb.html")
+    assert result.returncode == 0, result.stderr[-2000:]
+    stats = json.loads(summary.read_text(encoding="utf-8"))["stats"]
+    assert stats.get("newsvault/pages/nothing_new") == 1
+    assert stats.get("item_scraped_count", 0) == 0
