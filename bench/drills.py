@@ -389,6 +389,10 @@ def drill_faults(work: Path, site: SampleSiteProcess, articles: int) -> dict[str
                 if reason
                 else "fetched and parsed, counted under no pages/ reason"
             )
+        elif kind == "nothing_new":
+            # Fetched and read, but no article or link came of it.
+            ok = page_stats.get("nothing_new", 0) > 0 and reason is None
+            evidence = f"pages/nothing_new = {page_stats.get('nothing_new', 0)}"
         else:
             ok = reason == "disallowed"
             evidence = f"counted as {reason}" if reason else "no failure logged"

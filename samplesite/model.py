@@ -718,8 +718,9 @@ class SampleSite:
              "linked": False, "counts_as": "too_large",
              "note": "Content-Encoding: gzip, about 1 MiB on the wire, 1 GiB decompressed"},
             {"name": "big-10mb", "url": f"{b}/faults/big-10mb.html", "status": 200,
-             "linked": False, "counts_as": "too_large", "size": 10 * 1024 * 1024,
-             "note": "10 MiB HTML page"},
+             "linked": False, "counts_as": "nothing_new", "size": 10 * 1024 * 1024,
+             "note": "10 MiB HTML page with no links: exactly the default size limit, so it is "
+                     "fetched and read, and counted as leading nowhere"},
         ]
         return faults
 
