@@ -125,6 +125,16 @@ class StartUrls(_Model):
         return [*self.for_articles(), *self.discussions]
 
 
+def _field_selectors(value: Any, known: tuple[str, ...]) -> Any:
+    """Per-field selector lists, refusing field names the extractor does not know."""
+    if not isinstance(value, dict):
+        return value
+    for name in value:
+        if name not in known:
+            raise ValueError(f"unknown field {name!r} (known: {', '.join(known)})")
+    return {name: _as_selector_list(specs) for name, specs in value.items()}
+
+
 class ArticlesConfig(_Model):
     """Which URLs are articles, how listings link to them, and where fields sit."""
 
@@ -151,12 +161,7 @@ class ArticlesConfig(_Model):
     @field_validator("fields", mode="before")
     @classmethod
     def _known_fields(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        for name in value:
-            if name not in ARTICLE_FIELDS:
-                raise ValueError(f"unknown field {name!r} (known: {', '.join(ARTICLE_FIELDS)})")
-        return {name: _as_selector_list(specs) for name, specs in value.items()}
+        return _field_selectors(value, ARTICLE_FIELDS)
 
 
 class DiscussionsConfig(_Model):
@@ -180,12 +185,7 @@ class DiscussionsConfig(_Model):
     @field_validator("fields", mode="before")
     @classmethod
     def _known_fields(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        for name in value:
-            if name not in DISCUSSION_FIELDS:
-                raise ValueError(f"unknown field {name!r} (known: {', '.join(DISCUSSION_FIELDS)})")
-        return {name: _as_selector_list(specs) for name, specs in value.items()}
+        return _field_selectors(value, DISCUSSION_FIELDS)
 
 
 class FurnitureConfig(_Model):
