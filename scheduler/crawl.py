@@ -111,14 +111,23 @@ _STARTUP_LOGGERS = ("scrapy.utils.log", "scrapy.middleware", "scrapy.addons", "s
                     "scrapy.extensions.logstats", "scrapy.statscollectors")
 
 
-def _quiet_startup_loggers(level: str) -> None:
-    # Scrapy sets its own loggers to DEBUG, so the level must sit on the handlers.
+class _StartupNoise(logging.Filter):
+    """Drops INFO-and-below records of the startup loggers; warnings still pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith(_STARTUP_LOGGERS)
+
+
+def _configure_crawl_logging(level: str) -> None:
+    # Scrapy sets its own loggers to DEBUG (and resets them when the crawler
+    # starts), so both the level and the filter sit on our handlers.
     logging.root.setLevel(level)
     for handler in logging.root.handlers:
         handler.setLevel(level)
-    if logging.getLevelName(level) == logging.INFO:
-        for name in _STARTUP_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
+        if logging.getLevelName(level) >= logging.INFO and not any(
+            isinstance(f, _StartupNoise) for f in handler.filters
+        ):
+            handler.addFilter(_StartupNoise())
 
 
 def _disk_frontier(config: Config, site: str, kind: str) -> Path:
@@ -211,8 +220,8 @@ def run_crawl(
     frontier = _disk_frontier(config, profile.name, kind) if config.crawl.disk_queue else None
     if frontier is not None:
         scrapy_settings.set("JOBDIR", str(frontier), priority="cmdline")
+    _configure_crawl_logging(scrapy_settings.get("LOG_LEVEL", "INFO"))
     process = CrawlerProcess(scrapy_settings)
-    _quiet_startup_loggers(scrapy_settings.get("LOG_LEVEL", "INFO"))
     crawler = process.create_crawler(spider_cls)
     process.crawl(crawler, profile=profile, start_urls=start_urls or None)
     try:
