@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from newsvault import __version__
 from newsvault.errors import ConfigError
+from newsvault.tomlfile import read_toml
 
 DEFAULT_CONFIG_FILE = "newsvault.toml"
 ENV_PREFIX = "NEWSVAULT_"
@@ -232,14 +232,7 @@ def load_config(
     sources: dict[tuple[str, ...], str] = {}
 
     if config_file is not None:
-        try:
-            file_data = tomllib.loads(config_file.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError(config_file, "-", "file not found") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(config_file, "-", f"cannot read: {exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(config_file, "-", f"not valid TOML: {exc}") from exc
+        file_data = read_toml(config_file)
         _merge(data, file_data)
         for leaf in _leaf_paths(file_data):
             sources[leaf] = str(config_file)

@@ -13,6 +13,7 @@ import hashlib
 import os
 import sqlite3
 import tempfile
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,8 @@ class RunIndex:
         self._db.execute("PRAGMA synchronous = OFF")
         self._db.executescript(_SCHEMA)
         self._db.execute("BEGIN")
+        # The file goes even if close() is never called (a unit test, a crash in a pipeline).
+        self._cleanup = weakref.finalize(self, _remove, self._db, self.path)
 
     def add_key(self, kind: str, key: str) -> bool:
         """Remember ``key``; False when this run has seen it already."""
@@ -86,5 +89,9 @@ class RunIndex:
         )
 
     def close(self) -> None:
-        self._db.close()
-        self.path.unlink(missing_ok=True)
+        self._cleanup()
+
+
+def _remove(db: sqlite3.Connection, path: Path) -> None:
+    db.close()
+    path.unlink(missing_ok=True)

@@ -11,7 +11,6 @@ whose one-line message names the file, the dotted key and the problem.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from newsvault.config import ScheduleConfig
 from newsvault.errors import ProfileError, UnknownSiteError
+from newsvault.tomlfile import read_toml
 
 ARTICLE_FIELDS = (
     "title",
@@ -323,15 +323,7 @@ def profile_from_dict(data: dict[str, Any], path: str | Path | None = None) -> S
 def load_profile(path: str | Path) -> SiteProfile:
     """Read and validate one profile file."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ProfileError(path, "-", "file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(path, "-", f"cannot read: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(path, "-", f"not valid TOML: {exc}") from exc
-    return profile_from_dict(data, path)
+    return profile_from_dict(read_toml(path, ProfileError), path)
 
 
 def list_profiles(sites_dir: str | Path) -> list[SiteProfile]:
