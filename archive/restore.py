@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,14 +17,16 @@ from warcio.warcwriter import WARCWriter
 from archive.manifest import MANIFEST_NAME, Manifest
 from archive.paths import check_name, safe_join
 from archive.progress import transfer_bar
-from archive.stores import SnapshotRef, SnapshotStore
+from archive.stores import Progress, SnapshotRef, SnapshotStore
 from archive.verify import find_snapshot, load_manifest, parse_manifest
 from archive.warc import HEADER_REFERS_FILE, HEADER_REFERS_SNAPSHOT, WARC_VERSION
 from newsvault.errors import IntegrityError, NewsvaultError, SnapshotNotFoundError, UnsafePathError
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 1024 * 1024
+# Files of one snapshot downloaded at once (items + a few WARC parts); each also uses
+# boto3's own parallel ranged GETs, so a few suffice.
+MAX_PARALLEL_FILES = 4
 
 
 @dataclass
@@ -42,22 +44,41 @@ def _check_keys(store: SnapshotStore, ref: SnapshotRef) -> None:
         check_name(key[len(ref.prefix) + 1 :])
 
 
-def _download_verified(store: SnapshotStore, ref: SnapshotRef, manifest: Manifest, name: str, dest_dir: Path, progress: bool) -> Path:
+def _download_verified(
+    store: SnapshotStore, ref: SnapshotRef, manifest: Manifest, name: str, dest_dir: Path, progress: Progress | None
+) -> Path:
+    """Download one file, hashing it on the way in; IntegrityError when it does not match the manifest."""
     entry = manifest.file(name)
     if entry is None:
         raise IntegrityError(ref.snapshot_id, name, "not listed in the manifest")
     dest = safe_join(dest_dir, name)
-    with transfer_bar(f"download {name}", entry.size, enabled=progress) as callback:
-        store.get_file(ref.key(name), dest, callback)
-    digest = hashlib.sha256()
-    size = 0
-    with open(dest, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    if size != entry.size or digest.hexdigest() != entry.sha256:
+    got = store.get_file_hashed(ref.key(name), dest, progress)
+    if got.size != entry.size or got.sha256 != entry.sha256:
         raise IntegrityError(ref.snapshot_id, name, "downloaded file does not match the manifest's size/sha256")
     return dest
+
+
+def _download_all(store: SnapshotStore, ref: SnapshotRef, manifest: Manifest, dest_dir: Path, progress: bool) -> None:
+    """Download and verify every file of the snapshot, several at once, and check its keys meanwhile.
+
+    The key listing runs alongside the downloads: everything lands in ``dest_dir``
+    (a work dir the caller deletes on failure), so a refused key still leaves
+    nothing in the target.
+    """
+    names = [f.name for f in manifest.files]
+    with (
+        transfer_bar(f"download {ref.snapshot_id}", manifest.total_bytes, enabled=progress) as callback,
+        ThreadPoolExecutor(max_workers=1 + min(MAX_PARALLEL_FILES, max(1, len(names))), thread_name_prefix="restore") as pool,
+    ):
+        keys = pool.submit(_check_keys, store, ref)
+        downloads = [pool.submit(_download_verified, store, ref, manifest, name, dest_dir, callback) for name in names]
+        try:
+            for future in [keys, *downloads]:
+                future.result()
+        except BaseException:
+            for future in downloads:
+                future.cancel()
+            raise
 
 
 class _ReferencedPayloads:
@@ -83,7 +104,8 @@ class _ReferencedPayloads:
             manifest = load_manifest(self.store, ref)
             folder = self.work_dir / snapshot_id
             folder.mkdir(parents=True, exist_ok=True)
-            self._files[key] = _download_verified(self.store, ref, manifest, filename, folder, self.progress)
+            with transfer_bar(f"download {filename}", getattr(manifest.file(filename), "size", 0), enabled=self.progress) as callback:
+                self._files[key] = _download_verified(self.store, ref, manifest, filename, folder, callback)
             offsets: dict[str, int] = {}
             with open(self._files[key], "rb") as fh:
                 it = ArchiveIterator(fh)
@@ -155,7 +177,6 @@ def restore_snapshot(
     manifest = parse_manifest(ref, manifest_bytes)
     if not manifest.checksummed:
         log.warning("snapshot %s has an older manifest without its own checksum; its values cannot be verified", ref.snapshot_id)
-    _check_keys(store, ref)
     names = [f.name for f in manifest.files] + [MANIFEST_NAME]
     for name in names:
         existing = safe_join(target, name)
@@ -163,8 +184,7 @@ def restore_snapshot(
             raise NewsvaultError(f"{existing} already exists; restore into an empty directory")
     work = Path(tempfile.mkdtemp(prefix=".restore-", dir=target))
     try:
-        for entry in manifest.files:
-            _download_verified(store, ref, manifest, entry.name, work, progress)
+        _download_all(store, ref, manifest, work, progress)
         safe_join(work, MANIFEST_NAME).write_bytes(manifest_bytes)
         resolved = 0
         if self_contained and manifest.counts.get("revisits", 0):

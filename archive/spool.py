@@ -17,6 +17,7 @@ import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -246,6 +247,11 @@ class _Committed:
         self._ids.setdefault(site, set()).add(snapshot_id)
 
 
+def _spool_digests(entry: Path, manifest: Manifest) -> list[tuple[int, str]]:
+    """(size, sha256) of each of the manifest's files as they are in the spool now."""
+    return [sha256_file(entry / item.name) for item in manifest.files]
+
+
 def _push_locked(store: SnapshotStore, entry: Path, committed: _Committed, progress: bool) -> PushResult:
     manifest_bytes = (entry / MANIFEST_NAME).read_bytes()
     manifest = Manifest.from_json(manifest_bytes)
@@ -258,14 +264,18 @@ def _push_locked(store: SnapshotStore, entry: Path, committed: _Committed, progr
         result.state = "waiting"
         result.error = "waiting for " + ", ".join(missing)
         return result
-    for item in manifest.files:
-        # Re-check before upload: a spool file damaged on disk must not be committed.
-        size, sha = sha256_file(entry / item.name)
-        if (size, sha) != (item.size, item.sha256):
-            raise ManifestError(f"spool file {item.name} of {ref.snapshot_id} no longer matches its manifest")
-    with transfer_bar(f"upload {ref.snapshot_id}", manifest.total_bytes, enabled=progress) as callback:
-        for item in manifest.files:
-            store.put_file(ref.key(item.name), entry / item.name, callback)
+    # A spool file damaged on disk must never be committed: re-hash every file in a
+    # worker thread while the uploads run (sha256 and socket I/O both release the
+    # GIL), and check before the manifest. Data objects without a manifest are no
+    # snapshot, so a mismatch found after the upload still commits nothing.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-hash") as hasher:
+        digests = hasher.submit(_spool_digests, entry, manifest)
+        with transfer_bar(f"upload {ref.snapshot_id}", manifest.total_bytes, enabled=progress) as callback:
+            for item in manifest.files:
+                store.put_file(ref.key(item.name), entry / item.name, callback)
+        for item, got in zip(manifest.files, digests.result(), strict=True):
+            if got != (item.size, item.sha256):
+                raise ManifestError(f"spool file {item.name} of {ref.snapshot_id} no longer matches its manifest")
     try:
         store.put_manifest_if_absent(ref.key(MANIFEST_NAME), manifest_bytes)
         result.state = "committed"

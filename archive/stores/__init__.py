@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -33,6 +34,47 @@ class SnapshotRef:
         return f"{self.prefix}/{name}"
 
 
+@dataclass(frozen=True)
+class FileDigest:
+    """Size and sha256 (hex) of the bytes a store wrote while downloading."""
+
+    size: int
+    sha256: str
+
+
+class HashingWriter:
+    """A write-only, non-seekable binary sink that hashes every byte on its way into ``out``.
+
+    Non-seekable on purpose: s3transfer then hands ranged parts over in order
+    (its non-seekable download path), so the digest covers the file exactly as
+    written, in the same pass as the download.
+    """
+
+    def __init__(self, out: BinaryIO, progress: Progress | None = None) -> None:
+        self._out = out
+        self._progress = progress
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        # hashlib releases the GIL on large buffers, so this overlaps the other parts' socket reads.
+        self._digest.update(data)
+        self._out.write(data)
+        self.size += len(data)
+        if self._progress:
+            self._progress(len(data))
+        return len(data)
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def result(self) -> FileDigest:
+        return FileDigest(size=self.size, sha256=self._digest.hexdigest())
+
+
 def parse_manifest_key(key: str) -> SnapshotRef | None:
     """The snapshot a ``.../manifest.json`` key belongs to, or None for anything else."""
     parts = key.split("/")
@@ -61,6 +103,12 @@ class SnapshotStore(Protocol):
 
     def get_file(self, key: str, dest: Path, progress: Progress | None = None) -> None:
         """Download ``key`` into the file ``dest``."""
+
+    def get_file_hashed(self, key: str, dest: Path, progress: Progress | None = None) -> FileDigest:
+        """Download ``key`` into the file ``dest`` and return the size and sha256 of the bytes written.
+
+        One pass: the digest is computed as the bytes are written, never by reading ``dest`` back.
+        """
 
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
         """A readable binary stream of ``key``."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from archive.paths import check_name
-from archive.stores import SNAPSHOTS_PREFIX, Progress, SnapshotRef, parse_manifest_key
+from archive.stores import SNAPSHOTS_PREFIX, FileDigest, HashingWriter, Progress, SnapshotRef, parse_manifest_key
 from newsvault.errors import SnapshotExistsError, StoreError
 
 _CHUNK = 1024 * 1024
@@ -73,15 +73,18 @@ class LocalStore:
             raise StoreError(f"{key} not found in {self.url}") from exc
 
     def get_file(self, key: str, dest: Path, progress: Progress | None = None) -> None:
+        self.get_file_hashed(key, dest, progress)
+
+    def get_file_hashed(self, key: str, dest: Path, progress: Progress | None = None) -> FileDigest:
         src = self._path(key)
         try:
             with open(src, "rb") as inp, open(dest, "wb") as out:
+                writer = HashingWriter(out, progress)
                 while chunk := inp.read(_CHUNK):
-                    out.write(chunk)
-                    if progress:
-                        progress(len(chunk))
+                    writer.write(chunk)
         except FileNotFoundError as exc:
             raise StoreError(f"{key} not found in {self.url}") from exc
+        return writer.result()
 
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
         try:

@@ -30,7 +30,7 @@ from botocore.exceptions import (
 from s3transfer.exceptions import RetriesExceededError as TransferRetriesExceededError
 from s3transfer.exceptions import S3DownloadFailedError, S3UploadFailedError
 
-from archive.stores import SNAPSHOTS_PREFIX, Progress, SnapshotRef, parse_manifest_key
+from archive.stores import SNAPSHOTS_PREFIX, FileDigest, HashingWriter, Progress, SnapshotRef, parse_manifest_key
 from newsvault.errors import SnapshotExistsError, StoreError, StoreUnreachableError
 
 log = logging.getLogger(__name__)
@@ -174,6 +174,17 @@ class S3Store:
             f"download {key}",
             lambda: self._client.download_file(self.bucket, self._key(key), str(dest), Config=self._transfer, Callback=progress),
         )
+
+    def get_file_hashed(self, key: str, dest: Path, progress: Progress | None = None) -> FileDigest:
+        # download_fileobj with a non-seekable sink keeps the parallel ranged GETs
+        # (s3transfer reorders the parts and writes them in order on its one IO thread).
+        with open(dest, "wb") as out:
+            writer = HashingWriter(out, progress)
+            self._call(
+                f"download {key}",
+                lambda: self._client.download_fileobj(self.bucket, self._key(key), writer, Config=self._transfer),
+            )
+        return writer.result()
 
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
         body = self._call(f"read {key}", lambda: self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"])
