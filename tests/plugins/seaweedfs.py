@@ -68,8 +68,18 @@ def _free_ports(count: int) -> list[int]:
 class SeaweedS3Server:
     """One SeaweedFS process (master, volume, filer, S3 gateway) with S3 credentials on."""
 
-    def __init__(self, base_dir: Path, bucket: str = "newsvault-test") -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        bucket: str = "newsvault-test",
+        *,
+        volume_max: int = 4,
+        volume_size_limit_mb: int = 64,
+    ) -> None:
+        """``volume_max`` x ``volume_size_limit_mb`` bounds what the server holds (benchmarks raise it)."""
         self.base_dir = base_dir
+        self.volume_max = volume_max
+        self.volume_size_limit_mb = volume_size_limit_mb
         self.data_dir = base_dir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.bucket = bucket
@@ -144,8 +154,8 @@ class SeaweedS3Server:
             f"-s3.config={self.config_path}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
-            "-volume.max=4",
-            "-master.volumeSizeLimitMB=64",
+            f"-volume.max={self.volume_max}",
+            f"-master.volumeSizeLimitMB={self.volume_size_limit_mb}",
             # Single master: a restart need not wait out a raft election.
             "-master.electionTimeout=1s",
             "-volume.preStopSeconds=0",
