@@ -2,13 +2,20 @@
 
 A bad item never stops the crawl: it is dropped and its reason counted in
 ``newsvault/dropped/<reason>`` (``missing_title``, ``invalid_views``, ...).
+
+Every item is checked by the schema compiled to Python code (fastjsonschema,
+~20x faster than walking it); only an item that fails is walked again by
+jsonschema, the reference implementation, which names the reason and has the
+last word.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from scrapy.exceptions import DropItem
 
@@ -22,8 +29,20 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "article": ("url", "canonical_url", "title", "body", "fetched_at"),
     "discussion": ("thread_url", "title", "last_activity_at", "fetched_at"),
 }
+# A slim duplicate record keeps only what points at the first copy.
+_DUPLICATE_REQUIRED = ("url", "canonical_url", "fetched_at")
 # Types that pass untouched: change tracking consumes them.
 PASS_THROUGH = frozenset({"gone"})
+
+
+def first_missing(kind: str, item: Any) -> str | None:
+    """The first required field of ``kind`` that is absent or empty in ``item``."""
+    required = REQUIRED[kind] if not item.get("duplicate_of") else _DUPLICATE_REQUIRED
+    for name in required:
+        value = item.get(name)
+        if value is None or (isinstance(value, str | list) and not value):
+            return name
+    return None
 
 
 def validation_reason(
@@ -31,15 +50,11 @@ def validation_reason(
 ) -> str | None:
     """The first reason ``item`` is invalid (``missing_<field>``, ``invalid_<field>``), or None."""
     kind = item.get("type")
-    if kind not in validators:
+    if not isinstance(kind, str) or kind not in validators:
         return "unknown_type"
-    required = (
-        REQUIRED[kind] if not item.get("duplicate_of") else ("url", "canonical_url", "fetched_at")
-    )
-    for name in required:
-        value = item.get(name)
-        if value is None or (isinstance(value, str | list) and not value):
-            return f"missing_{name}"
+    missing = first_missing(kind, item)
+    if missing is not None:
+        return f"missing_{missing}"
     error = next(iter(validators[kind].iter_errors(item)), None)
     if error is None:
         return None
@@ -59,13 +74,21 @@ class ValidatePipeline:
         self.validators: dict[str, Draft202012Validator] = {
             kind: Draft202012Validator(item_json_schema(kind)) for kind in ITEM_KINDS
         }
+        self.fast_checks: dict[str, Callable[[Any], Any]] = {
+            kind: fastjsonschema.compile(item_json_schema(kind)) for kind in ITEM_KINDS
+        }
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ValidatePipeline:
         return cls(stats=crawler.stats)
 
     def process_item(self, item: Any) -> Any:
-        if item.get("type") in PASS_THROUGH:
+        kind = item.get("type")
+        if not isinstance(kind, str):
+            kind = ""
+        if kind in PASS_THROUGH:
+            return item
+        if self._passes_fast_check(kind, item):
             return item
         reason = validation_reason(dict(item), self.validators)
         if reason is None:
@@ -75,3 +98,16 @@ class ValidatePipeline:
             self.stats.inc_value(STATS_PREFIX)
         url = item.get("url") or item.get("thread_url")
         raise DropItem(f"invalid {item.get('type')} item ({reason}): {url}", log_level="INFO")
+
+    def _passes_fast_check(self, kind: str, item: Any) -> bool:
+        """The required fields are filled and the compiled schema accepts the item."""
+        check = self.fast_checks.get(kind)
+        if check is None:
+            return False
+        if first_missing(kind, item) is not None:
+            return False
+        try:
+            check(item)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True

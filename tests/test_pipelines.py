@@ -16,7 +16,7 @@ from newsvault import SCHEMA_VERSION
 from pipelines.changes import ChangeTrackingPipeline
 from pipelines.clean import CleanPipeline
 from pipelines.dedupe import DedupePipeline
-from pipelines.validate import ValidatePipeline
+from pipelines.validate import ValidatePipeline, validation_reason
 
 BASE = "http://127.0.0.1:8000"
 NOTE = (
@@ -219,6 +219,27 @@ def test_negative_counter_breaks_the_schema(stats: MemoryStatsCollector) -> None
     with pytest.raises(DropItem):
         ValidatePipeline(stats=stats).process_item(item)
     assert stats.get_value("newsvault/dropped/invalid_views") == 1
+
+
+# Values of every JSON type plus edge strings, put into each field in turn.
+_PROBES: list[Any] = [None, "", "x", "2026-12-31T06:00:00Z", "ftp://x", BASE, -1, 0, 3, 1.5, True, [], [""], ["a"], {}]
+
+
+@pytest.mark.parametrize("make_raw", [raw_article, raw_discussion])
+def test_fast_check_agrees_with_the_reference_validator(make_raw: Any) -> None:
+    """The compiled schema never accepts what jsonschema would reject (and the reverse)."""
+    validate = ValidatePipeline()
+    base = cleaner().process_item(make_raw())
+    kind = base["type"]
+    checked = 0
+    for name in [*base, "change", "near_duplicate_of", "duplicate_of", "unexpected"]:
+        for value in _PROBES:
+            item = {**base, name: value}
+            fast = validate._passes_fast_check(kind, item)
+            reference = validation_reason(item, validate.validators) is None
+            assert fast == reference, (name, value)
+            checked += 1
+    assert checked > 200
 
 
 # --- dedupe ---------------------------------------------------------------------
