@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 import re
+import zlib
 from typing import Any
 
+import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 from scrapy.exceptions import DropItem
 
@@ -39,12 +41,40 @@ SLIM_FIELDS: tuple[str, ...] = (
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def shingles(text: str, size: int = SHINGLE_WORDS) -> set[bytes]:
-    """Word ``size``-shingles of lower-cased text (one shingle for shorter texts)."""
+# One odd 64-bit multiplier per word position in a shingle (fixed, so a body
+# always gets the same sketch), and the splitmix64 finaliser constants.
+_POSITION_KEYS = np.array(
+    [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD],
+    dtype=np.uint64,
+)
+_MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def shingle_hashes(text: str, size: int = SHINGLE_WORDS) -> np.ndarray:
+    """32-bit hashes of the word ``size``-shingles of lower-cased text (one for shorter texts).
+
+    Hashed with numpy instead of one sha1 per shingle: each word gets a CRC-32 once, a shingle is a weighted
+    sum of its words' CRCs (weights differ per position, so word order
+    counts), mixed by the splitmix64 finaliser. Equal shingles hash equal;
+    distinct ones collide about as rarely as any 32-bit hash.
+    """
     words = _WORD.findall(text.lower())
-    if len(words) <= size:
-        return {" ".join(words).encode()} if words else set()
-    return {" ".join(words[i : i + size]).encode() for i in range(len(words) - size + 1)}
+    if not words:
+        return np.empty(0, dtype=np.uint64)
+    if size > len(_POSITION_KEYS):
+        raise ValueError(f"shingles of at most {len(_POSITION_KEYS)} words")
+    ids = np.fromiter((zlib.crc32(word.encode()) for word in words), dtype=np.uint64, count=len(words))
+    width = min(size, len(words))
+    count = len(words) - width + 1
+    combined = np.zeros(count, dtype=np.uint64)
+    for position in range(width):
+        combined += ids[position : position + count] * _POSITION_KEYS[position]
+    combined ^= combined >> np.uint64(30)
+    combined *= _MIX_1
+    combined ^= combined >> np.uint64(27)
+    combined *= _MIX_2
+    combined ^= combined >> np.uint64(31)
+    return combined >> np.uint64(32)
 
 
 # The permutations depend only on (num_perm, seed); building them once saves
@@ -55,11 +85,12 @@ _PERMUTATIONS, _SCHEME = _TEMPLATE.permutations, _TEMPLATE.scheme
 
 def minhash(text: str) -> LeanMinHash | None:
     """Lean MinHash (hash values only) of the text's shingles, None for an empty text."""
-    grams = shingles(text)
-    if not grams:
+    hashes = shingle_hashes(text)
+    if not len(hashes):
         return None
-    sketch = MinHash(num_perm=NUM_PERM, permutations=_PERMUTATIONS, scheme=_SCHEME)
-    sketch.update_batch(list(grams))
+    # The shingles come hashed already: datasketch only applies its permutations.
+    sketch = MinHash(num_perm=NUM_PERM, permutations=_PERMUTATIONS, scheme=_SCHEME, hashfunc=int)
+    sketch.update_batch(hashes.tolist())
     return LeanMinHash(sketch)
 
 

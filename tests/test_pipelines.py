@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from scrapy.utils.test import get_crawler
 from newsvault import SCHEMA_VERSION
 from pipelines.changes import ChangeTrackingPipeline
 from pipelines.clean import CleanPipeline
-from pipelines.dedupe import DedupePipeline
+from pipelines.dedupe import DedupePipeline, minhash, shingle_hashes
 from pipelines.validate import ValidatePipeline, validation_reason
 
 BASE = "http://127.0.0.1:8000"
@@ -288,8 +289,14 @@ def test_exact_reprint_becomes_a_slim_record(stats: MemoryStatsCollector) -> Non
     ValidatePipeline().process_item(second)  # the slim shape is valid
 
 
+def distinct_words(seed: int, n: int) -> list[str]:
+    """``n`` words, no two alike: ``text()`` repeats every 57 words, which shrinks its shingle set."""
+    return [f"{WORDS[(i * 7 + seed) % len(WORDS)]}{seed}x{i}" for i in range(n)]
+
+
 def test_near_duplicate_linked_and_different_articles_not(stats: MemoryStatsCollector) -> None:
-    words = text(3, 200).split()
+    # Two edited words in 200 change 10 of 196 shingles: Jaccard 0.90, above 0.8.
+    words = distinct_words(3, 200)
     edited = list(words)
     edited[50] = "changed"
     edited[150] = "edited"
@@ -297,13 +304,44 @@ def test_near_duplicate_linked_and_different_articles_not(stats: MemoryStatsColl
         [
             raw_article(1, body=" ".join(words)),
             raw_article(2, body=" ".join(edited), title="A syndicated copy"),
-            raw_article(3, body=text(9, 200)),
+            raw_article(3, body=" ".join(distinct_words(9, 200))),
         ],
         stats,
     )
     assert out[1]["near_duplicate_of"] == f"{BASE}/news/1-visit.html"
     assert "near_duplicate_of" not in out[0] and "near_duplicate_of" not in out[2]
     assert stats.get_value("newsvault/near_duplicates") == 1
+
+
+def reference_shingles(text: str, size: int = 5) -> set[str]:
+    words = re.findall(r"\w+", text.lower())
+    if len(words) <= size:
+        return {" ".join(words)} if words else set()
+    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+
+def test_shingle_hashes_are_one_per_distinct_shingle_and_stable() -> None:
+    body = " ".join(distinct_words(1, 300)) + " " + " ".join(distinct_words(1, 40))  # a repeated run
+    hashes = shingle_hashes(body)
+    assert len(set(hashes.tolist())) == len(reference_shingles(body))
+    assert shingle_hashes(body.upper()).tolist() == hashes.tolist()  # case-insensitive, deterministic
+    swapped = "b a " + " ".join(distinct_words(2, 3))
+    assert shingle_hashes("a b " + " ".join(distinct_words(2, 3))).tolist() != shingle_hashes(swapped).tolist()
+    assert len(shingle_hashes("one two")) == 1 and len(shingle_hashes(" ... ")) == 0
+
+
+@pytest.mark.parametrize("edits", [2, 10, 30, 60])
+def test_sketch_similarity_tracks_the_true_jaccard(edits: int) -> None:
+    words = distinct_words(4, 400)
+    edited = list(words)
+    for i in range(edits):
+        edited[(i * 397) % 400] = f"edit{i}"
+    a, b = reference_shingles(" ".join(words)), reference_shingles(" ".join(edited))
+    true = len(a & b) / len(a | b)
+    sketch_a, sketch_b = minhash(" ".join(words)), minhash(" ".join(edited))
+    assert sketch_a is not None and sketch_b is not None
+    # 64 permutations: standard error <= 0.0625; allow ~3 of them.
+    assert abs(sketch_a.jaccard(sketch_b) - true) < 0.19
 
 
 def test_threshold_comes_from_settings(stats: MemoryStatsCollector) -> None:
