@@ -8,7 +8,10 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
+
+import pytest
 
 from archive.index import DigestIndex
 from archive.manifest import MANIFEST_NAME
@@ -21,7 +24,7 @@ from archive.warc import payload_digest
 from tests.plugins.cli import NewsvaultRunner, child_env
 
 
-def finished_entry(spool: Path, index: DigestIndex, items: int = 3) -> Staging:
+def finished_entry(spool: Path, index: DigestIndex | None, items: int = 3) -> Staging:
     staging = Staging(spool, "sample", "articles", warc_max_bytes=10**9, index=index)
     for n in range(items):
         staging.write_item({"type": "article", "url": f"http://sample.test/a/{n}", "change": "new", "n": n})
@@ -219,3 +222,38 @@ def test_two_pushers_salvage_a_dead_partial_once(tmp_path: Path) -> None:
     assert len(lines) == kept
     assert [json.loads(line)["url"] for line in lines] == [f"http://sample.test/a/{n}" for n in range(kept)]
     assert not any(spool.rglob("*.jsonl.gz"))
+
+
+# --- a spool file damaged after its manifest was written ------------------------------
+@pytest.fixture(params=["local", "s3"])
+def archive_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "local":
+        return str(tmp_path / "archive")
+    server = request.getfixturevalue("s3_server")
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    return str(server.archive_url(f"damaged-spool-{uuid.uuid4().hex[:8]}"))
+
+
+def test_spool_file_damaged_after_manifest_is_never_committed(tmp_path: Path, archive_url: str) -> None:
+    spool = tmp_path / "spool"
+    staging = finished_entry(spool, None, items=2_000)
+    items = staging.final_dir / "items.jsonl.gz"
+    good = items.read_bytes()
+    damaged = bytearray(good)
+    damaged[len(damaged) // 2] ^= 0x01  # same size: only the sha256 can tell
+    items.write_bytes(bytes(damaged))
+    store = open_store(archive_url)
+    ref = SnapshotRef(staging.snapshot_id, "sample", "articles")
+
+    results = push_all(store, spool, progress=False)
+    assert [r.state for r in results] == ["failed"]
+    assert "items.jsonl.gz" in (results[0].error or "") and "no longer matches its manifest" in (results[0].error or "")
+    # The data may have gone up, but without a manifest it is no snapshot.
+    assert not store.exists(ref.key(MANIFEST_NAME))
+    assert store.list_snapshots() == []
+    assert staging.final_dir.is_dir() and items.read_bytes() == bytes(damaged)
+
+    items.write_bytes(good)  # repaired: the next push completes it
+    assert [r.state for r in push_all(store, spool, progress=False)] == ["committed"]
+    assert verify_snapshot(store, ref).snapshot_id == staging.snapshot_id

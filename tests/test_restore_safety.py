@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from archive.manifest import MANIFEST_NAME
 from archive.paths import safe_join
 from archive.restore import restore_snapshot
 from archive.stores import SnapshotRef, open_store
-from newsvault.errors import UnsafePathError
+from newsvault.errors import IntegrityError, UnsafePathError
 
 REF = SnapshotRef(snapshot_id="20261125T063012Z-3f9a1c", site="sample", kind="articles")
 UNSAFE = ["../evil.txt", "/tmp/evil.txt", "..\\evil.txt", "%2e%2e/evil.txt", "sub/%2E%2E/%2e%2e/evil.txt", "a/../../evil.txt"]
@@ -81,3 +82,61 @@ def test_restore_refuses_existing_files(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     restore_snapshot(open_store(str(archive)), REF, fresh, progress=False)
     assert (fresh / "items.jsonl.gz").read_bytes() == b"data"
+
+
+# --- stored data altered after the commit ------------------------------------------
+def _committed_snapshot(tmp_path: Path, url: str) -> SnapshotRef:
+    """A real snapshot (items + one WARC) staged and pushed to ``url``."""
+    from archive.spool import push_all
+    from archive.staging import Staging
+
+    spool = tmp_path / "spool"
+    staging = Staging(spool, "sample", "articles", warc_max_bytes=10**9, index=None)
+    for n in range(200):
+        body = f"<html><body><p>article {n}</p>{'text ' * 200}</body></html>".encode()
+        staging.write_exchange(
+            url=f"http://sample.test/a/{n}", method="GET", request_target=f"/a/{n}", request_headers=[("Host", "sample.test")],
+            request_body=b"", status=200, response_headers=[("Content-Type", "text/html")], body=body, prior=None,
+        )
+        staging.write_item({"type": "article", "url": f"http://sample.test/a/{n}", "change": "new"})
+    staging.finalise(finish_reason="finished")
+    assert [r.state for r in push_all(open_store(url), spool, progress=False)] == ["committed"]
+    return SnapshotRef(staging.snapshot_id, "sample", "articles")
+
+
+@pytest.fixture(params=["local", "s3"])
+def archive_with_overwrite(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """(archive URL, overwrite(key, data)) where overwrite changes a stored object behind newsvault's back."""
+    if request.param == "local":
+        root = tmp_path / "archive"
+        return str(root), lambda key, data: plant(root, key, data)
+    server = request.getfixturevalue("s3_server")
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    prefix = f"tampered-{uuid.uuid4().hex[:8]}"
+    client = server.client()
+    return server.archive_url(prefix), lambda key, data: client.put_object(Bucket=server.bucket, Key=f"{prefix}/{key}", Body=data)
+
+
+@pytest.mark.parametrize("name", ["items.jsonl.gz", "pages-00000.warc.gz"])
+def test_object_altered_in_store_fails_restore_and_leaves_nothing(tmp_path: Path, archive_with_overwrite, name: str) -> None:  # type: ignore[no-untyped-def]
+    url, overwrite = archive_with_overwrite
+    ref = _committed_snapshot(tmp_path, url)
+    store = open_store(url)
+    good = restore_snapshot(store, ref, tmp_path / "before", progress=False)
+    assert name in good.files
+    original = (tmp_path / "before" / name).read_bytes()
+    damaged = bytearray(original)
+    damaged[len(damaged) // 2] ^= 0x01  # same size: only the sha256 can tell
+    overwrite(ref.key(name), bytes(damaged))
+
+    target = tmp_path / "after"
+    with pytest.raises(IntegrityError) as excinfo:
+        restore_snapshot(store, ref, target, progress=False)
+    assert excinfo.value.filename == name
+    assert not target.exists() or list(target.iterdir()) == []
+    # Nor does a shorter object slip through.
+    overwrite(ref.key(name), original[:-1])
+    with pytest.raises(IntegrityError):
+        restore_snapshot(store, ref, target, progress=False)
+    assert not target.exists() or list(target.iterdir()) == []
