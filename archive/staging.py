@@ -135,13 +135,19 @@ class Staging:
 
     # --- close --------------------------------------------------------------
     def _close_writers(self) -> None:
-        if self._items is not None:
-            self._items.close()
-            self._items = None
-        self.warc.close()
-        if self._digests is not None:
-            self._digests.close()
-            self._digests = None
+        # Every file gets closed even when one of them fails (the WARC worker
+        # raises a write that failed earlier); the first failure propagates.
+        try:
+            if self._items is not None:
+                items, self._items = self._items, None
+                items.close()
+        finally:
+            try:
+                self.warc.close()
+            finally:
+                if self._digests is not None:
+                    digests, self._digests = self._digests, None
+                    digests.close()
 
     def abandon(self) -> None:
         """Close the files and release the lock, leaving ``<id>.partial`` for salvage (no manifest, no index)."""
