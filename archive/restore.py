@@ -73,7 +73,8 @@ def _download_all(store: SnapshotStore, ref: SnapshotRef, manifest: Manifest, de
         keys = pool.submit(_check_keys, store, ref)
         downloads = [pool.submit(_download_verified, store, ref, manifest, name, dest_dir, callback) for name in names]
         try:
-            for future in [keys, *downloads]:
+            keys.result()
+            for future in downloads:
                 future.result()
         except BaseException:
             for future in downloads:

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from archive.paths import check_name
-from archive.stores import SNAPSHOTS_PREFIX, FileDigest, HashingWriter, Progress, SnapshotRef, parse_manifest_key
+from archive.stores import (
+    SNAPSHOTS_PREFIX,
+    FileDigest,
+    HashingWriter,
+    Progress,
+    SnapshotRef,
+    parse_manifest_key,
+)
 from newsvault.errors import SnapshotExistsError, StoreError
 
 _CHUNK = 1024 * 1024

@@ -30,7 +30,14 @@ from botocore.exceptions import (
 from s3transfer.exceptions import RetriesExceededError as TransferRetriesExceededError
 from s3transfer.exceptions import S3DownloadFailedError, S3UploadFailedError
 
-from archive.stores import SNAPSHOTS_PREFIX, FileDigest, HashingWriter, Progress, SnapshotRef, parse_manifest_key
+from archive.stores import (
+    SNAPSHOTS_PREFIX,
+    FileDigest,
+    HashingWriter,
+    Progress,
+    SnapshotRef,
+    parse_manifest_key,
+)
 from newsvault.errors import SnapshotExistsError, StoreError, StoreUnreachableError
 
 log = logging.getLogger(__name__)
