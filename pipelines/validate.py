@@ -61,8 +61,8 @@ def validation_reason(
     field = next((str(p) for p in error.absolute_path), None)
     if field is None and error.validator == "required":
         # "'x' is a required property": name the field.
-        missing = [name for name in error.validator_value if name not in item]
-        return f"missing_{missing[0]}" if missing else "invalid_item"
+        absent = [name for name in error.validator_value if name not in item]
+        return f"missing_{absent[0]}" if absent else "invalid_item"
     return f"invalid_{field}" if field else "invalid_item"
 
 

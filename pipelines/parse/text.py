@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -17,32 +18,81 @@ _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 # Generic furniture seen on news aggregators: removed wherever it appears in a
 # line of the lead or body. Each pattern removes the furniture only, so a note
 # glued to the first paragraph ("...editorial board.At the beginning") keeps
-# the paragraph text.
-GENERIC_FURNITURE: tuple[str, ...] = (
+# the paragraph text. Beside each pattern, literals one of which every match
+# contains (case-folded, see fold_for_search): a text with none of them skips
+# the pattern, which spares a regex call per line per pattern for the great
+# majority of articles, where no furniture is left.
+GENERIC_FURNITURE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Syndication notes (the publication is read from them first).
     (
-        r"The original article was published by (?:the )?publication.*?"
-        r"(?:point of view of the editorial board\.?|$)"
+        (
+            r"The original article was published by (?:the )?publication.*?"
+            r"(?:point of view of the editorial board\.?|$)"
+        ),
+        ("the original article was published by",),
     ),
-    r"Оригинал публикации\s*:.*$",
+    (r"Оригинал публикации\s*:.*$", ("оригинал публикации",)),
     (
-        r"(?:Статья|Материал|Оригинальная статья)\s+опубликована?\s+(?:в\s+)?изданием\s*[«\"“].*?"
-        r"(?:редакции\.?|$)"
+        (
+            r"(?:Статья|Материал|Оригинальная статья)\s+опубликована?\s+(?:в\s+)?изданием\s*[«\"“].*?"
+            r"(?:редакции\.?|$)"
+        ),
+        ("изданием",),
     ),
     # Image credits.
-    r"^\s*(?:Image source|Photo|Источник изображения|Источник фото|Фото)\s*:\s*(?:©|\(c\)).*$",
+    (
+        r"^\s*(?:Image source|Photo|Источник изображения|Источник фото|Фото)\s*:\s*(?:©|\(c\)).*$",
+        ("©", "(c)"),
+    ),
     # Comment prompts and newsletter boxes.
-    r"Do you want to leave a comment\??.*$",
-    r"Хотите оставить комментарий\??.*$",
-    r"ПОДПИСКА НА НОВОСТИ.*$",
-    r"Ежедневная рассылка новостей.*$",
-    r"^\s*Subscribe to (?:our|the) newsletter.*$",
+    (r"Do you want to leave a comment\??.*$", ("do you want to leave a comment",)),
+    (r"Хотите оставить комментарий\??.*$", ("хотите оставить комментарий",)),
+    (r"ПОДПИСКА НА НОВОСТИ.*$", ("подписка на новости",)),
+    (r"Ежедневная рассылка новостей.*$", ("ежедневная рассылка новостей",)),
+    (r"^\s*Subscribe to (?:our|the) newsletter.*$", ("newsletter",)),
     # Rights boilerplate under syndicated articles.
-    r"^\s*The rights to this material belong to.*$",
-    r"^\s*The material is placed by the copyright holder in the public domain\.?\s*$",
+    (r"^\s*The rights to this material belong to.*$", ("the rights to this material belong to",)),
+    (
+        r"^\s*The material is placed by the copyright holder in the public domain\.?\s*$",
+        ("the material is placed by the copyright holder in the public domain",),
+    ),
     # Short inline ad labels between paragraphs.
-    r"^\s*(?:Реклама|Advertisement)\b.{0,120}$",
+    (r"^\s*(?:Реклама|Advertisement)\b.{0,120}$", ("реклама", "advertisement")),
 )
+GENERIC_FURNITURE: tuple[str, ...] = tuple(pattern for pattern, _ in GENERIC_FURNITURE_RULES)
+# Pattern source -> required literals (a profile's patterns get theirs from literal_prefix).
+FURNITURE_HINTS: dict[str, tuple[str, ...]] = dict(GENERIC_FURNITURE_RULES)
+# A leading run of characters that are not regex syntax, after an optional "^".
+_LITERAL_START = re.compile(r"\^?([^\\.^$*+?{}\[\]|()]+)")
+_QUANTIFIERS = ("?", "*", "{")
+_MIN_HINT = 3
+
+
+def fold_for_search(text: str) -> str:
+    """``text`` case-folded so that a literal re.IGNORECASE matches is a substring of it."""
+    # re's IGNORECASE matches the Turkish dotted capital I and dotless i with
+    # "i", where str.casefold() does not: map both first so no match is missed.
+    return text.replace("\u0130", "i").replace("\u0131", "i").casefold()
+
+
+@functools.cache
+def furniture_hints(source: str) -> tuple[str, ...] | None:
+    """Literals one of which every match of ``source`` contains (case-folded), or None if unknown.
+
+    The generic patterns list theirs; for any other pattern, the plain text it
+    starts with (``^Advertisement\\b.*$`` -> "advertisement"), when it has no
+    alternation that could make that text optional.
+    """
+    if source in FURNITURE_HINTS:
+        return FURNITURE_HINTS[source]
+    match = _LITERAL_START.match(source)
+    if match is None or "|" in source:
+        return None
+    literal = match.group(1)
+    if source[match.end() : match.end() + 1] in _QUANTIFIERS:
+        literal = literal[:-1]  # "abc?" makes its last character optional
+    literal = fold_for_search(literal)
+    return (literal,) if len(literal) >= _MIN_HINT else None
 
 
 def normalise_text(value: object) -> str:
@@ -66,18 +116,35 @@ def normalise_paragraphs(value: object, furniture: Sequence[re.Pattern[str]] = (
     text = unicodedata.normalize("NFC", replace_entities(str(value)))
     text = _INVISIBLE.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
     text = _SPACES.sub(" ", text)
+    blocks = [block.split("\n") for block in _PARAGRAPH_BREAK.split(text)]
+    if furniture:
+        blocks = _strip_furniture(blocks, furniture)
     paragraphs: list[str] = []
-    for block in _PARAGRAPH_BREAK.split(text):
-        lines = []
-        for line in block.split("\n"):
-            for pattern in furniture:
-                line = pattern.sub("", line)
-            line = line.strip()
-            if line:
-                lines.append(line)
+    for block in blocks:
+        lines = [stripped for line in block if (stripped := line.strip())]
         if lines:
             paragraphs.append(" ".join(lines))
     return "\n\n".join(paragraphs)
+
+
+def _strip_furniture(blocks: list[list[str]], furniture: Sequence[re.Pattern[str]]) -> list[list[str]]:
+    """Apply each pattern to every line, in order, as if line by line.
+
+    A pattern with hints runs only when the text (as earlier patterns left
+    it: a removal may join the pieces of a literal) contains one of them.
+    """
+    folded: str | None = None
+    for pattern in furniture:
+        hints = furniture_hints(pattern.pattern)
+        if hints is not None:
+            if folded is None:
+                folded = fold_for_search("\n".join("\n".join(block) for block in blocks))
+            if not any(hint in folded for hint in hints):
+                continue
+        changed = [[pattern.sub("", line) for line in block] for block in blocks]
+        if changed != blocks:
+            blocks, folded = changed, None
+    return blocks
 
 
 def clean_list(values: object) -> list[str]:
