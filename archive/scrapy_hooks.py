@@ -131,6 +131,7 @@ class WarcRecorderMiddleware:
         if staging is None:
             return response
         body = response.body
+        digest = payload_digest(body)
         parts = urlsplit(request.url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         staging.write_exchange(
@@ -142,6 +143,7 @@ class WarcRecorderMiddleware:
             status=response.status,
             response_headers=response_headers(response.headers.items()),
             body=body,
-            prior=staging.lookup_prior(payload_digest(body)),
+            prior=staging.lookup_prior(digest),
+            digest=digest,
         )
         return response

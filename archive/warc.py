@@ -203,10 +203,14 @@ class RotatingWarcWriter:
         response_headers: list[tuple[str, str]],
         body: bytes,
         prior: PriorCapture | None,
+        digest: str | None = None,
     ) -> WrittenResponse:
-        """Write one request/response pair (the response as a revisit when ``prior`` is given)."""
+        """Write one request/response pair (the response as a revisit when ``prior`` is given).
+
+        ``digest`` is ``payload_digest(body)`` when the caller has it already.
+        """
         writer = self._ensure_room()
-        digest = payload_digest(body)
+        digest = digest or payload_digest(body)
         try:
             reason = HTTPStatus(status).phrase
         except ValueError:

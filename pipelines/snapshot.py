@@ -23,5 +23,7 @@ class SnapshotItemsPipeline:
     def process_item(self, item: Any, spider: Any = None) -> Any:
         staging = self.extension.staging
         if staging is not None:
-            staging.write_item(ItemAdapter(item).asdict())
+            # Clean items are plain dicts of JSON values already; only other
+            # item types need itemadapter's (recursive, costly) conversion.
+            staging.write_item(item if type(item) is dict else ItemAdapter(item).asdict())
         return item
