@@ -1,0 +1,152 @@
+"""The item worker: the clean/validate/dedupe/changes stages in a child process give what they give in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.statscollectors import MemoryStatsCollector
+from scrapy.utils.test import get_crawler
+
+from pipelines.worker import DEFAULT_STAGES, RecordingStats, Stages, replay_stats, run_on_item
+from samplesite.model import SampleSite
+from samplesite.server import SiteServer
+from tests.plugins.cli import NewsvaultRunner, child_env
+from tests.test_pipelines import Profile, raw_article
+
+ARTICLES = 120
+# Volatile per crawl: when each page was fetched.
+VOLATILE = ("fetched_at",)
+
+
+class DieOnThirdItem:
+    """A stage that kills its process on the third item, as a crash of the worker would."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def process_item(self, item: Any) -> Any:
+        self.seen += 1
+        if self.seen == 3:
+            os._exit(3)
+        return item
+
+
+class FailOnOddViews:
+    def process_item(self, item: Any) -> Any:
+        if item["views"] % 2:
+            raise ValueError(f"odd views: {item['views']}")
+        return item
+
+
+def test_stats_recorded_in_the_worker_replay_to_the_same_values() -> None:
+    direct = MemoryStatsCollector(get_crawler())
+    recorded = RecordingStats()
+    for stats in (direct, recorded):
+        stats.inc_value("a")
+        stats.inc_value("a", 2)
+        stats.set_value("list", ["x", "y"])
+        stats.max_value("m", 3)
+        stats.max_value("m", 1)
+        stats.min_value("n", 5)
+        stats.min_value("n", 7)
+    replayed = MemoryStatsCollector(get_crawler())
+    replay_stats(recorded.take(), replayed)
+    assert replayed.get_stats() == direct.get_stats()
+    assert recorded.take() == []
+
+
+def test_stages_reply_done_drop_and_count_like_the_pipelines(tmp_path: Path) -> None:
+    settings = {"NEWSVAULT_STATE_DIR": str(tmp_path)}
+    stages = Stages(DEFAULT_STAGES, settings, Profile(), "sample", "articles")
+    kind, item, ops = run_on_item(stages, raw_article(5))
+    assert kind == "done" and item["change"] == "new" and item["title"] == "The secret of Putin's visit"
+    assert ("inc", "newsvault/new/article", (1, 0)) in ops
+    kind, message, log_level, ops = run_on_item(stages, raw_article(6, title="  "))
+    assert kind == "drop" and "missing_title" in message and log_level == "INFO"
+    assert ("inc", "newsvault/dropped/missing_title", (1, 0)) in ops
+    stages.close()
+
+
+def test_a_failing_stage_fails_that_item_only() -> None:
+    stages = Stages(["tests.test_item_worker.FailOnOddViews"], {}, Profile(), "sample", "articles")
+    kind, message, trace, _ops = run_on_item(stages, {"views": 1})
+    assert kind == "error" and message == "ValueError: odd views: 1" and "in process_item" in trace
+    assert run_on_item(stages, {"views": 2}) == ("done", {"views": 2}, [])
+
+
+@pytest.fixture(scope="module")
+def site() -> Any:
+    server = SiteServer(SampleSite(articles=ARTICLES)).start()
+    yield server
+    server.stop()
+
+
+def crawl(root: Path, base_url: str, *, in_child: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    root.mkdir()
+    runner = NewsvaultRunner(root)
+    output, summary = root / "items.jsonl", root / "summary.json"
+    result = runner(
+        "crawl", "sample", "--kind", "articles", "--start-url", f"{base_url}/sitemap.xml",
+        "--output", str(output), "--json-summary", str(summary),
+        env={"NEWSVAULT_CRAWL_ITEM_WORKER": "true" if in_child else "false"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    items = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    return items, json.loads(summary.read_text(encoding="utf-8"))
+
+
+def comparable(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(
+        ({k: v for k, v in item.items() if k not in VOLATILE} for item in items),
+        key=lambda item: (item.get("type", ""), item.get("canonical_url") or item.get("url") or ""),
+    )
+
+
+def ours(stats: dict[str, Any]) -> dict[str, Any]:
+    """newsvault's own stats, minus the snapshot id (new per crawl)."""
+    return {k: v for k, v in stats.items() if k.startswith("newsvault/") and k != "newsvault/snapshot_id"}
+
+
+def test_worker_and_in_process_give_the_same_items_and_stats(site: Any, tmp_path: Path) -> None:
+    worker_items, worker_summary = crawl(tmp_path / "worker", site.base_url, in_child=True)
+    local_items, local_summary = crawl(tmp_path / "local", site.base_url, in_child=False)
+    assert len(worker_items) >= ARTICLES
+    assert comparable(worker_items) == comparable(local_items)
+    assert ours(worker_summary["stats"]) == ours(local_summary["stats"])
+    assert ours(worker_summary["stats"]).get("newsvault/new/article", 0) >= ARTICLES - 10
+    assert worker_summary["stats"].get("item_scraped_count") == local_summary["stats"].get("item_scraped_count")
+
+
+def test_a_dead_worker_stops_the_crawl_and_leaves_a_partial_snapshot(site: Any, tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from newsvault.config import load_config
+        from scheduler.crawl import run_crawl
+        summary = run_crawl(
+            load_config(), "sample", "articles", start_urls=[{site.base_url + "/sitemap.xml"!r}],
+            settings={{"NEWSVAULT_WORKER_PIPELINES": [
+                "pipelines.clean.CleanPipeline", "tests.test_item_worker.DieOnThirdItem"]}},
+        )
+        summary.write_json(sys.argv[1])
+        """
+    )
+    runner = NewsvaultRunner(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "summary.json")],
+        env=child_env(runner.base_env()), cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False,
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert summary["stats"]["finish_reason"] == "item_worker_failed", result.stderr[-3000:]
+    assert summary["status"] == "partial" and summary["items"] < ARTICLES
+    manifests = list(runner.archive_dir.glob("snapshots/sample/articles/*/manifest.json"))
+    spooled = list((runner.state_dir / "spool").glob("sample/articles/*/manifest.json"))
+    statuses = [json.loads(p.read_text(encoding="utf-8"))["status"] for p in manifests + spooled]
+    assert statuses and set(statuses) == {"partial"}
