@@ -59,8 +59,10 @@ NEWSVAULT_WORKER_PIPELINES = [
     "pipelines.dedupe.DedupePipeline",
     "pipelines.changes.ChangeTrackingPipeline",
 ]
-# False runs them in the crawl's own process (same results, about half the speed).
-NEWSVAULT_ITEM_WORKER = True
+# The item stages (above) and the snapshot's file writer each run in a child process, on
+# the machine's other cores; False keeps both in the crawl's process (same
+# results, about half the speed). Config: crawl.worker_processes.
+NEWSVAULT_WORKER_PROCESSES = True
 
 # --- Downloader hooks -----------------------------------------------------
 # Near the downloader, so the WARC records what came over the wire (every

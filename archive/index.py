@@ -67,6 +67,7 @@ class DigestIndex:
     def __init__(self, path: Path, archive_url: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.archive_url = archive_url
         self.archive = archive_key(archive_url)
         # Several crawls (articles, discussions) may finalise at once.
         self._db = sqlite3.connect(path, timeout=30)

@@ -19,12 +19,13 @@ from scrapy.http import Response
 
 from archive.index import DigestIndex
 from archive.staging import Staging
-from archive.warc import payload_digest, request_headers, response_headers
+from archive.warc import request_headers, response_headers
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_ID_STAT = "newsvault/snapshot_id"
 SNAPSHOT_STATUS_STAT = "newsvault/snapshot_status"
+WRITER_RSS_STAT = "newsvault/snapshot_writer/max_rss_kb"
 
 
 def spool_dir_from_settings(settings: Any) -> Path:
@@ -36,13 +37,23 @@ def spool_dir_from_settings(settings: Any) -> Path:
 class SnapshotExtension:
     """Opens a staging dir when the spider opens and finalises it into a spool entry when it closes."""
 
-    def __init__(self, *, spool_dir: Path, state_dir: Path, archive_url: str, warc_max_bytes: int, stats: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        spool_dir: Path,
+        state_dir: Path,
+        archive_url: str,
+        warc_max_bytes: int,
+        stats: Any = None,
+        writer_process: bool = False,
+    ) -> None:
         self.spool_dir = spool_dir
         self.state_dir = state_dir
         # Revisits may only point at snapshots bound for this same archive.
         self.archive_url = archive_url
         self.warc_max_bytes = warc_max_bytes
         self.stats = stats
+        self.writer_process = writer_process
         self.staging: Staging | None = None
         self._index: DigestIndex | None = None
 
@@ -57,6 +68,7 @@ class SnapshotExtension:
             archive_url=str(settings.get("NEWSVAULT_ARCHIVE_URL") or "var/archive"),
             warc_max_bytes=settings.getint("NEWSVAULT_WARC_MAX_BYTES"),
             stats=crawler.stats,
+            writer_process=settings.getbool("NEWSVAULT_WORKER_PROCESSES", True),
         )
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
@@ -72,6 +84,7 @@ class SnapshotExtension:
             warc_max_bytes=self.warc_max_bytes,
             index=self._index,
             previous_snapshot_id=self._index.latest_snapshot(site, kind),
+            writer_process=self.writer_process,
         )
         if self.stats is not None:
             self.stats.set_value(SNAPSHOT_ID_STAT, self.staging.snapshot_id)
@@ -85,6 +98,9 @@ class SnapshotExtension:
         manifest = self.staging.finalise(finish_reason=finish_reason, stats=stats)
         if self.stats is not None:
             self.stats.set_value(SNAPSHOT_STATUS_STAT, manifest.status)
+            recorded = self.staging.recorded
+            if recorded is not None and recorded.max_rss_kb is not None:
+                self.stats.set_value(WRITER_RSS_STAT, recorded.max_rss_kb)
         if self._index is not None:
             self._index.close()
             self._index = None
@@ -130,11 +146,9 @@ class WarcRecorderMiddleware:
         staging = self.extension.staging
         if staging is None:
             return response
-        body = response.body
-        digest = payload_digest(body)
         parts = urlsplit(request.url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        staging.write_exchange(
+        staging.record_exchange(
             url=response.url,
             method=request.method,
             request_target=target,
@@ -142,8 +156,6 @@ class WarcRecorderMiddleware:
             request_body=request.body or b"",
             status=response.status,
             response_headers=response_headers(response.headers.items()),
-            body=body,
-            prior=staging.lookup_prior(digest),
-            digest=digest,
+            body=response.body,
         )
         return response

@@ -7,7 +7,6 @@ WARC writer), so memory stays flat however large the crawl is.
 from __future__ import annotations
 
 import fcntl
-import gzip
 import json
 import logging
 import os
@@ -15,22 +14,26 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from archive.ids import new_snapshot_id, utc_iso
 from archive.index import DigestIndex
-from archive.manifest import ITEMS_NAME, MANIFEST_NAME, Manifest, json_safe_stats, snapshot_files
+from archive.manifest import MANIFEST_NAME, Manifest, json_safe_stats, snapshot_files
 from archive.paths import check_kind, check_site
-from archive.warc import GZIP_LEVEL, PriorCapture, RotatingWarcWriter
+from archive.snapshot_files import (
+    DIGESTS_NAME,
+    RecordedCounts,
+    SnapshotFiles,
+    SnapshotFilesProcess,
+    item_line,
+)
+from archive.warc import PriorCapture
 
 log = logging.getLogger(__name__)
 
 PARTIAL_SUFFIX = ".partial"
-DIGESTS_NAME = ".digests.tsv"
 META_NAME = ".meta.json"
 LOCK_NAME = ".lock"
-# Sync-flush the gzip stream this often so a killed crawl leaves readable items.
-_ITEM_FLUSH_EVERY = 50
 
 
 def hold_lock(directory: Path) -> int:
@@ -73,6 +76,7 @@ class Staging:
         snapshot_id: str | None = None,
         previous_snapshot_id: str | None = None,
         started: datetime | None = None,
+        writer_process: bool = False,
     ) -> None:
         self.site = check_site(site)
         self.kind = check_kind(kind)
@@ -97,57 +101,58 @@ class Staging:
             ),
             encoding="utf-8",
         )
-        self._items: TextIO | None = gzip.open(self.dir / ITEMS_NAME, "wt", encoding="utf-8", compresslevel=GZIP_LEVEL)  # noqa: SIM115
-        self._items_since_flush = 0
-        self.warc = RotatingWarcWriter(self.dir, max_bytes=warc_max_bytes, snapshot_id=self.snapshot_id)
-        self._digests: TextIO | None = open(self.dir / DIGESTS_NAME, "w", encoding="utf-8")  # noqa: SIM115
+        # Pages and items go to the snapshot's files: written in a child process
+        # for crawls (another core, archive/snapshot_files.py), in this one for
+        # direct use and tests.
+        self._local: SnapshotFiles | None = None
+        self._remote: SnapshotFilesProcess | None = None
+        if writer_process:
+            self._remote = SnapshotFilesProcess(
+                self.dir, max_bytes=warc_max_bytes, snapshot_id=self.snapshot_id, site=site, index=index,
+                lock_fd=self._lock_fd,
+            )
+        else:
+            self._local = SnapshotFiles(self.dir, max_bytes=warc_max_bytes, snapshot_id=self.snapshot_id, site=site, index=index)
+        self.recorded: RecordedCounts | None = None
         self.item_counts: Counter[str] = Counter()
-        self.pages = 0
-        self.revisits = 0
-        self.refers_to: set[str] = set()
         self.manifest: Manifest | None = None
 
     # --- items --------------------------------------------------------------
     def write_item(self, item: dict[str, Any]) -> None:
-        assert self._items is not None, "staging already finalised"
-        self._items.write(json.dumps(item, ensure_ascii=False, sort_keys=True, default=str) + "\n")
+        if self._remote is not None:
+            self._remote.write_item(item)
+        else:
+            assert self._local is not None, "staging already finalised"
+            self._local.write_item_line(item_line(item))
         self.item_counts[f"{item.get('type', 'unknown')}/{item.get('change', 'none')}"] += 1
-        self._items_since_flush += 1
-        if self._items_since_flush >= _ITEM_FLUSH_EVERY:
-            self._items.flush()
-            self._items_since_flush = 0
 
     # --- pages --------------------------------------------------------------
-    def lookup_prior(self, digest: str) -> PriorCapture | None:
-        return self.index.lookup(self.site, digest) if self.index is not None else None
+    def record_exchange(self, **exchange: Any) -> None:
+        """Record one request/response pair (as a revisit if the index holds its payload already)."""
+        if self._remote is not None:
+            self._remote.record(**exchange)
+        else:
+            assert self._local is not None, "staging already finalised"
+            self._local.record(**exchange)
 
-    def write_exchange(self, **kwargs: Any) -> None:
-        written = self.warc.write_exchange(**kwargs)
-        self.pages += 1
-        prior: PriorCapture | None = kwargs.get("prior")
-        if prior is not None:
-            self.revisits += 1
-            self.refers_to.add(prior.snapshot_id)
-        elif self._digests is not None:
-            self._digests.write(
-                f"{written.digest}\t{written.filename}\t{written.record_id}\t{written.uri}\t{written.date}\n"
-            )
+    def lookup_prior(self, digest: str) -> PriorCapture | None:
+        """The earlier capture of a payload (in-process writer only)."""
+        assert self._local is not None, "lookups run in the writer process"
+        return self._local.lookup_prior(digest)
+
+    def write_exchange(self, *, prior: PriorCapture | None, **exchange: Any) -> None:
+        """Record one pair with the revisit decision already made (in-process writer only)."""
+        assert self._local is not None, "staging already finalised or writing in a process"
+        self._local.record(prior=prior, **exchange)
 
     # --- close --------------------------------------------------------------
     def _close_writers(self) -> None:
-        # Every file gets closed even when one of them fails (the WARC worker
-        # raises a write that failed earlier); the first failure propagates.
-        try:
-            if self._items is not None:
-                items, self._items = self._items, None
-                items.close()
-        finally:
-            try:
-                self.warc.close()
-            finally:
-                if self._digests is not None:
-                    digests, self._digests = self._digests, None
-                    digests.close()
+        local, remote, self._local, self._remote = self._local, self._remote, None, None
+        if local is not None:
+            local.close()
+            self.recorded = local.counts()
+        elif remote is not None:
+            self.recorded = remote.close()
 
     def abandon(self) -> None:
         """Close the files and release the lock, leaving ``<id>.partial`` for salvage (no manifest, no index)."""
@@ -171,7 +176,7 @@ class Staging:
             counts=self.counts(),
             crawl_stats=json_safe_stats(stats or {}),
             previous_snapshot_id=self.previous_snapshot_id,
-            refers_to=sorted(self.refers_to),
+            refers_to=sorted(self.recorded.refers_to if self.recorded else ()),
         )
         os.replace(self.dir, self.final_dir)
         if self._lock_fd is not None:
@@ -185,6 +190,8 @@ class Staging:
         return manifest
 
     def counts(self) -> dict[str, Any]:
+        """The manifest's counts (pages and files once the recorder is closed)."""
+        recorded = self.recorded or RecordedCounts()
         items: dict[str, dict[str, int]] = {}
         for key, count in sorted(self.item_counts.items()):
             kind, change = key.split("/", 1)
@@ -192,9 +199,9 @@ class Staging:
         return {
             "items": sum(self.item_counts.values()),
             "items_by_type": items,
-            "pages": self.pages,
-            "revisits": self.revisits,
-            "warc_files": self.warc.index + 1,
+            "pages": recorded.pages,
+            "revisits": recorded.revisits,
+            "warc_files": recorded.warc_files,
         }
 
 

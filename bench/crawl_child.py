@@ -11,6 +11,8 @@ downloader, nothing of ours after parsing.
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import sys
 import threading
 import tracemalloc
@@ -129,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     if peaks is not None:
         peaks.stop_and_report(Path(args.tracemalloc))
     summary.write_json(args.summary)
+    # This process's own peak: the kernel's figure for the child (wait4) is the
+    # largest of it and its worker processes, not their sum.
+    data = json.loads(Path(args.summary).read_text(encoding="utf-8"))
+    data["crawl_process_max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path(args.summary).write_text(json.dumps(data, indent=2), encoding="utf-8")
     return 0 if summary.status != "failed" else 1
 
 

@@ -29,6 +29,7 @@ from common import (
     SampleSiteProcess,
     Table,
     crawl_child,
+    total_peak_rss_mb,
     verdict,
     write_json,
     write_sample_profile,
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             "pages/s",
             "crawl-only pages/s",
             "CPU s / 1,000 pages",
-            "peak RSS MB",
+            "peak RSS MB (all processes)",
         ]
     )
     best: dict[str, dict[str, float]] = {}
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             "pages_per_second": pages / result.wall_seconds,
             "crawl_pages_per_second": pages / elapsed,
             "cpu_per_1000_pages": result.cpu_seconds / pages * 1000 if pages else 0.0,
-            "max_rss_mb": result.max_rss_mb,
+            "max_rss_mb": total_peak_rss_mb(result, summary),
         }
         b = best[side]
         table.add(

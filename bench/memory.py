@@ -1,8 +1,9 @@
 """Peak RSS of the full articles crawl (all pipelines, WARC, local archive push) as the site grows.
 
 Each size gets its own sample site process and a crawl child with fresh state,
-started at the sitemap so every article is fetched; peak RSS is the kernel's
-ru_maxrss of the crawl child. The target compares the largest size with the
+started at the sitemap so every article is fetched; peak RSS is the sum of
+the peaks of the crawl process and its two worker processes (item stages,
+snapshot writer), each its own ru_maxrss. The target compares the largest size with the
 one ten times smaller. ``--tracemalloc`` re-runs the largest size with a
 tracemalloc sampler in the child and prints what holds the memory at its peak.
 
@@ -20,7 +21,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SampleSiteProcess, Table, crawl_child, verdict, write_json, write_sample_profile
+from common import (
+    WORKER_RSS_STATS,
+    SampleSiteProcess,
+    Table,
+    crawl_child,
+    total_peak_rss_mb,
+    verdict,
+    write_json,
+    write_sample_profile,
+)
 
 TARGET_GROWTH = 1.5
 
@@ -39,6 +49,7 @@ def measure(root: Path, articles: int, *, tracemalloc_to: Path | None = None) ->
             )
         result.check(f"crawl of {articles} articles")
         pages = int(summary.get("pages", 0))
+        stats = summary.get("stats", {})
         return {
             "articles": articles,
             "pages": pages,
@@ -46,7 +57,10 @@ def measure(root: Path, articles: int, *, tracemalloc_to: Path | None = None) ->
             "snapshot_state": summary.get("snapshot_state"),
             "wall_seconds": result.wall_seconds,
             "pages_per_second": pages / result.wall_seconds,
-            "max_rss_mb": result.max_rss_mb,
+            "max_rss_mb": total_peak_rss_mb(result, summary),
+            "crawl_process_mb": int(summary.get("crawl_process_max_rss_kb") or 0) / 1024,
+            "item_worker_mb": int(stats.get(WORKER_RSS_STATS[0]) or 0) / 1024,
+            "snapshot_writer_mb": int(stats.get(WORKER_RSS_STATS[1]) or 0) / 1024,
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -90,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             tracemalloc_report = report.read_text(encoding="utf-8")
 
     table = Table(
-        ["articles", "pages", "items", "snapshot", "wall s", "pages/s", "peak RSS MB", "x previous"]
+        [
+            "articles", "pages", "items", "snapshot", "wall s", "pages/s",
+            "crawl MB", "item worker MB", "writer MB", "peak RSS MB (sum)", "x previous",
+        ]
     )
     for i, row in enumerate(rows):
         growth = row["max_rss_mb"] / rows[i - 1]["max_rss_mb"] if i else 1.0
@@ -102,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             row["snapshot_state"],
             row["wall_seconds"],
             row["pages_per_second"],
+            row["crawl_process_mb"],
+            row["item_worker_mb"],
+            row["snapshot_writer_mb"],
             row["max_rss_mb"],
             growth,
         )

@@ -121,17 +121,18 @@ def analyse(
         rows = [r for r in by_job.get(job, []) if r.get("trigger") == "scheduled"]
         statuses = Counter(r["status"] for r in rows)
         ran = [r for r in rows if r.get("started_at")]
-        lags = [
-            (_parse(r["started_at"]) - _parse(r["planned_at"])).total_seconds()
-            for r in ran
-            if r.get("planned_at")
-        ]  # type: ignore[operator]
+        lags: list[float] = []
+        spans: list[tuple[datetime, datetime]] = []
+        for r in ran:
+            started, planned_at = _parse(r["started_at"]), _parse(r.get("planned_at"))
+            if started is None:
+                continue
+            if planned_at is not None:
+                lags.append((started - planned_at).total_seconds())
+            spans.append((started, _parse(r.get("finished_at")) or started))
         lags_all += lags
-        spans = sorted(
-            (_parse(r["started_at"]), _parse(r.get("finished_at")) or _parse(r["started_at"]))
-            for r in ran
-        )
-        overlaps = sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1])  # type: ignore[operator]
+        spans.sort()
+        overlaps = sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1])
         planned = int(soak_seconds // interval)
         failed = statuses["failed"] + statuses["timeout"]
         table.add(

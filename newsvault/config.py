@@ -87,9 +87,10 @@ class CrawlConfig(_Section):
     # Keep pending requests on disk (under <state>/frontier) so memory stays
     # flat however many URLs a sitemap lists.
     disk_queue: bool = True
-    # Run cleaning, validation, dedupe and change tracking in a child process,
-    # on a second core (false: in the crawl's process, about half the speed).
-    item_worker: bool = True
+    # Run the item stages (clean, validate, dedupe, change tracking) and the WARC
+    # recorder in child processes, on other cores (false: all in the crawl's
+    # process, same results at about half the speed).
+    worker_processes: bool = True
 
 
 class DaemonConfig(_Section):
@@ -161,7 +162,7 @@ class Config(_Section):
             "LOG_LEVEL": crawl.log_level,
             "NEWSVAULT_PROGRESS": crawl.progress,
             "NEWSVAULT_RECHECK_KNOWN": crawl.recheck_known,
-            "NEWSVAULT_ITEM_WORKER": crawl.item_worker,
+            "NEWSVAULT_WORKER_PROCESSES": crawl.worker_processes,
             "NEWSVAULT_STATE_DIR": str(self.state_dir),
             "NEWSVAULT_ARCHIVE_URL": self.archive.url,
             "NEWSVAULT_SPOOL_DIR": str(self.spool_dir),

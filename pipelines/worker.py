@@ -16,7 +16,7 @@ the child is raised here with its message and log level, any other error as
 closes the spider with ``item_worker_failed``, so the snapshot is marked
 partial rather than complete.
 
-``NEWSVAULT_ITEM_WORKER = False`` runs the same stages in the crawl's
+``NEWSVAULT_WORKER_PROCESSES = False`` runs the same stages in the crawl's
 process, through the same code path minus the pipe.
 
 Messages are marshal-encoded tuples of plain values: the fastest encoding of
@@ -30,6 +30,7 @@ import contextlib
 import logging
 import marshal
 import multiprocessing
+import resource
 import threading
 import traceback
 from collections.abc import Callable, Iterable
@@ -55,6 +56,8 @@ DEFAULT_STAGES = (
     "pipelines.changes.ChangeTrackingPipeline",
 )
 FAILED_REASON = "item_worker_failed"
+# The child's peak RSS goes into the crawl's stats (kilobytes, as the kernel counts).
+MAX_RSS_STAT = "newsvault/item_worker/max_rss_kb"
 # flush/close wait at most this long for the child (it finishes queued items first).
 REPLY_TIMEOUT_SECONDS = 300.0
 
@@ -186,6 +189,7 @@ def serve(conn: Connection, paths: list[str], settings: dict[str, Any], profile:
         elif message[0] == "close":
             try:
                 stages.close()
+                stages.stats.set_value(MAX_RSS_STAT, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
                 reply: tuple[Any, ...] = ("closed", None, stages.stats.take())
             except Exception as exc:  # noqa: BLE001 - reported to the crawl with the stats so far
                 reply = ("closed", f"{type(exc).__name__}: {exc}", stages.stats.take())
@@ -311,7 +315,7 @@ class ItemWorkerPipeline:
         paths = crawler.settings.getlist("NEWSVAULT_WORKER_PIPELINES", list(DEFAULT_STAGES))
         if not paths:
             raise NotConfigured("NEWSVAULT_WORKER_PIPELINES is empty")
-        pipeline = cls(crawler, paths=paths, in_child=crawler.settings.getbool("NEWSVAULT_ITEM_WORKER", True))
+        pipeline = cls(crawler, paths=paths, in_child=crawler.settings.getbool("NEWSVAULT_WORKER_PROCESSES", True))
         crawler.signals.connect(pipeline.spider_idle, signal=signals.spider_idle)
         return pipeline
 

@@ -95,7 +95,7 @@ def crawl(root: Path, base_url: str, *, in_child: bool) -> tuple[list[dict[str, 
     result = runner(
         "crawl", "sample", "--kind", "articles", "--start-url", f"{base_url}/sitemap.xml",
         "--output", str(output), "--json-summary", str(summary),
-        env={"NEWSVAULT_CRAWL_ITEM_WORKER": "true" if in_child else "false"},
+        env={"NEWSVAULT_CRAWL_WORKER_PROCESSES": "true" if in_child else "false"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     items = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
@@ -110,8 +110,12 @@ def comparable(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def ours(stats: dict[str, Any]) -> dict[str, Any]:
-    """newsvault's own stats, minus the snapshot id (new per crawl)."""
-    return {k: v for k, v in stats.items() if k.startswith("newsvault/") and k != "newsvault/snapshot_id"}
+    """newsvault's own stats, minus the snapshot id (new per crawl) and the worker processes' memory."""
+    return {
+        k: v
+        for k, v in stats.items()
+        if k.startswith("newsvault/") and k != "newsvault/snapshot_id" and not k.endswith("/max_rss_kb")
+    }
 
 
 def test_worker_and_in_process_give_the_same_items_and_stats(site: Any, tmp_path: Path) -> None:
@@ -122,6 +126,8 @@ def test_worker_and_in_process_give_the_same_items_and_stats(site: Any, tmp_path
     assert ours(worker_summary["stats"]) == ours(local_summary["stats"])
     assert ours(worker_summary["stats"]).get("newsvault/new/article", 0) >= ARTICLES - 10
     assert worker_summary["stats"].get("item_scraped_count") == local_summary["stats"].get("item_scraped_count")
+    assert worker_summary["stats"]["newsvault/item_worker/max_rss_kb"] > 10_000  # the child reports its memory
+    assert "newsvault/item_worker/max_rss_kb" not in local_summary["stats"]
 
 
 def test_a_dead_worker_stops_the_crawl_and_leaves_a_partial_snapshot(site: Any, tmp_path: Path) -> None:
