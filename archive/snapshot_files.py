@@ -27,7 +27,6 @@ import gzip
 import json
 import logging
 import marshal
-import multiprocessing
 import resource
 from dataclasses import dataclass
 from multiprocessing import reduction
@@ -37,6 +36,7 @@ from typing import Any
 
 from archive.manifest import ITEMS_NAME
 from archive.warc import GZIP_LEVEL, PriorCapture, RotatingWarcWriter, payload_digest
+from newsvault.processes import lower_priority, spawn_context, widen_send_buffer
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,7 @@ def serve(
     from archive.index import DigestIndex
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s [snapshot writer] %(levelname)s: %(message)s")
+    lower_priority()
     index = DigestIndex(Path(index_at[0]), index_at[1]) if index_at else None
     recorder = SnapshotFiles(Path(directory), max_bytes=max_bytes, snapshot_id=snapshot_id, site=site, index=index)
     try:
@@ -210,9 +211,9 @@ class SnapshotFilesProcess:
     def __init__(
         self, directory: Path, *, max_bytes: int, snapshot_id: str, site: str, index: Any, lock_fd: int | None = None
     ) -> None:
-        # spawn, not fork: the crawl's process has threads (fork would copy their locks).
-        context = multiprocessing.get_context("spawn")
+        context = spawn_context()
         self.conn, child_conn = context.Pipe()
+        widen_send_buffer(self.conn)
         # The child opens its own connection to the same index file.
         index_at = (str(index.path), index.archive_url) if index is not None else None
         self.process = context.Process(

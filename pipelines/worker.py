@@ -27,11 +27,10 @@ bytes this crawl's own process pair wrote (never from a file or the network).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import marshal
-import multiprocessing
 import resource
-import threading
 import traceback
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
@@ -46,6 +45,10 @@ from scrapy.signalmanager import SignalManager
 from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.misc import load_object
 from twisted.internet import defer
+from twisted.internet.interfaces import IReadDescriptor
+from zope.interface import implementer
+
+from newsvault.processes import lower_priority, spawn_context, widen_send_buffer
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +172,7 @@ def serve(conn: Connection, paths: list[str], settings: dict[str, Any], profile:
     from spiders.profile import profile_from_dict
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s [item worker] %(levelname)s: %(message)s")
+    lower_priority()
     try:
         stages = Stages(paths, settings, profile_from_dict(profile["data"], profile["path"]), site, kind)
     except Exception as exc:  # noqa: BLE001 - reported to the crawl, which stops
@@ -198,105 +202,130 @@ def serve(conn: Connection, paths: list[str], settings: dict[str, Any], profile:
 
 
 class _Child:
-    """The crawl's end of the worker: sends items, a reader thread resolves their Deferreds."""
+    """The crawl's end of the worker: sends items; replies are read in the crawl's event loop.
+
+    No reader thread: a second Python thread in the crawl's process would
+    take the GIL from the crawl on every reply.
+    """
 
     def __init__(self, target: Callable[..., None], args: tuple[Any, ...], on_death: Callable[[str], None]) -> None:
         # Imported here, not at module level: the crawl installs its reactor first.
         from twisted.internet import reactor
 
         self.reactor: Any = reactor
-        # spawn, not fork: the crawl's process has threads (fork would copy their locks).
-        context = multiprocessing.get_context("spawn")
+        context = spawn_context()
         self.conn, child_conn = context.Pipe()
+        widen_send_buffer(self.conn)
         self.process = context.Process(target=target, args=(child_conn, *args), name="newsvault-item-worker", daemon=True)
         self.process.start()
         child_conn.close()
         self.on_death = on_death
         self.pending: dict[int, defer.Deferred[Any]] = {}
         self.replies: list[tuple[Any, ...]] = []
-        self.reply_ready = threading.Condition()
         self.dead: str | None = None
+        self.closing = False
         self.next_id = 0
-        self.reader = threading.Thread(target=self._read, name="item-worker-reader", daemon=True)
-        self.reader.start()
+        self._reader = _ReplyReader(self)
+        self.reactor.addReader(self._reader)  # type: ignore[call-arg,misc]  # zope stubs confuse mypy here
 
-    def _read(self) -> None:
-        while True:
-            try:
-                message = marshal.loads(self.conn.recv_bytes())
-            except (EOFError, OSError):
-                self._died("the item worker process exited")
-                return
-            if isinstance(message[0], int):
-                self.reactor.callFromThread(self._resolve, message)
-            elif message[0] == "fatal":
-                self._died(message[1])
-                return
-            elif message[0] == "ready":
-                log.debug("item worker ready (pid %s)", self.process.pid)
-            else:
-                with self.reply_ready:
-                    self.replies.append(message)
-                    self.reply_ready.notify_all()
+    def read_ready(self) -> None:
+        """Handle every reply waiting on the pipe (the reactor calls this when it is readable)."""
+        try:
+            while self.dead is None and self.conn.poll():
+                self._dispatch(marshal.loads(self.conn.recv_bytes()))
+        except (EOFError, OSError):
+            self._died("the item worker process exited")
+
+    def _dispatch(self, message: tuple[Any, ...]) -> None:
+        if isinstance(message[0], int):
+            deferred = self.pending.pop(message[0], None)
+            if deferred is not None:
+                deferred.callback(message[1:])
+        elif message[0] == "fatal":
+            self._died(message[1])
+        elif message[0] == "ready":
+            log.debug("item worker ready (pid %s)", self.process.pid)
+        else:
+            self.replies.append(message)
 
     def _died(self, reason: str) -> None:
-        with self.reply_ready:
-            if self.dead is None:
-                self.dead = reason
-            self.reply_ready.notify_all()
-        self.reactor.callFromThread(self._fail_pending)
-
-    def _fail_pending(self) -> None:
+        if self.dead is not None:
+            return
+        self.dead = reason
+        self.reactor.removeReader(self._reader)
         pending, self.pending = self.pending, {}
-        if pending or not self._closing:
-            self.on_death(self.dead or "the item worker failed")
+        if pending or not self.closing:
+            self.on_death(reason)
         for deferred in pending.values():
-            deferred.errback(ItemWorkerError(self.dead or "the item worker failed"))
-
-    _closing = False
+            deferred.errback(ItemWorkerError(reason))
 
     def submit(self, item: dict[str, Any]) -> defer.Deferred[Any]:
         if self.dead is not None:
             return defer.fail(ItemWorkerError(self.dead))
+        try:
+            message = marshal.dumps(("item", self.next_id + 1, item))
+        except ValueError:  # a value marshal cannot carry: send its JSON form
+            message = marshal.dumps(("item", self.next_id + 1, json.loads(json.dumps(item, default=str))))
         self.next_id += 1
         deferred: defer.Deferred[Any] = defer.Deferred()
         self.pending[self.next_id] = deferred
         try:
-            self.conn.send_bytes(marshal.dumps(("item", self.next_id, item)))
-        except (OSError, ValueError) as exc:
+            self.conn.send_bytes(message)
+        except OSError as exc:
             del self.pending[self.next_id]
             return defer.fail(ItemWorkerError(f"cannot send an item to the item worker: {exc}"))
         return deferred
 
-    def _resolve(self, message: tuple[Any, ...]) -> None:
-        deferred = self.pending.pop(message[0], None)
-        if deferred is not None:
-            deferred.callback(message[1:])
-
     def request(self, message: tuple[Any, ...], expect: str) -> tuple[Any, ...]:
-        """Send a control message and wait (blocking) for its reply."""
+        """Send a control message and wait (blocking the event loop) for its reply."""
         if self.dead is not None:
             raise ItemWorkerError(self.dead)
         self.conn.send_bytes(marshal.dumps(message))
-        with self.reply_ready:
-            self.reply_ready.wait_for(lambda: self.replies or self.dead is not None, REPLY_TIMEOUT_SECONDS)
-            if not self.replies:
-                raise ItemWorkerError(self.dead or f"no reply from the item worker to {message[0]!r}")
-            reply = self.replies.pop(0)
+        while not self.replies and self.dead is None:
+            if not self.conn.poll(REPLY_TIMEOUT_SECONDS):
+                raise ItemWorkerError(f"no reply from the item worker to {message[0]!r}")
+            self.read_ready()
+        if not self.replies:
+            raise ItemWorkerError(self.dead or "the item worker failed")
+        reply = self.replies.pop(0)
         if reply[0] != expect:
             raise ItemWorkerError(f"unexpected reply from the item worker: {reply[0]!r}")
         return reply
 
     def close(self) -> tuple[Any, ...]:
-        self._closing = True
+        self.closing = True
         try:
             return self.request(("close",), "closed")
         finally:
+            if self.dead is None:
+                self.reactor.removeReader(self._reader)
+                self.dead = "closed"
             self.conn.close()
             self.process.join(timeout=30)
             if self.process.is_alive():
                 self.process.kill()
                 self.process.join()
+
+
+@implementer(IReadDescriptor)
+class _ReplyReader:
+    """The worker's pipe as a Twisted read descriptor."""
+
+    def __init__(self, child: _Child) -> None:
+        self.child = child
+        self.fd = child.conn.fileno()
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def doRead(self) -> None:
+        self.child.read_ready()
+
+    def connectionLost(self, reason: Any) -> None:
+        self.child.read_ready()
+
+    def logPrefix(self) -> str:
+        return "item-worker"
 
 
 class ItemWorkerPipeline:
