@@ -52,7 +52,7 @@ def _download_verified(
     if entry is None:
         raise IntegrityError(ref.snapshot_id, name, "not listed in the manifest")
     dest = safe_join(dest_dir, name)
-    got = store.get_file_hashed(ref.key(name), dest, progress)
+    got = store.get_file_hashed(ref.key(name), dest, progress, size_hint=entry.size)
     if got.size != entry.size or got.sha256 != entry.sha256:
         raise IntegrityError(ref.snapshot_id, name, "downloaded file does not match the manifest's size/sha256")
     return dest

@@ -104,10 +104,13 @@ class SnapshotStore(Protocol):
     def get_file(self, key: str, dest: Path, progress: Progress | None = None) -> None:
         """Download ``key`` into the file ``dest``."""
 
-    def get_file_hashed(self, key: str, dest: Path, progress: Progress | None = None) -> FileDigest:
+    def get_file_hashed(
+        self, key: str, dest: Path, progress: Progress | None = None, size_hint: int | None = None
+    ) -> FileDigest:
         """Download ``key`` into the file ``dest`` and return the size and sha256 of the bytes written.
 
         One pass: the digest is computed as the bytes are written, never by reading ``dest`` back.
+        ``size_hint`` (the size the caller expects) lets a store pick how to download.
         """
 
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:

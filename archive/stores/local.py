@@ -82,7 +82,9 @@ class LocalStore:
     def get_file(self, key: str, dest: Path, progress: Progress | None = None) -> None:
         self.get_file_hashed(key, dest, progress)
 
-    def get_file_hashed(self, key: str, dest: Path, progress: Progress | None = None) -> FileDigest:
+    def get_file_hashed(
+        self, key: str, dest: Path, progress: Progress | None = None, size_hint: int | None = None
+    ) -> FileDigest:
         src = self._path(key)
         try:
             with open(src, "rb") as inp, open(dest, "wb") as out:
