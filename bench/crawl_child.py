@@ -134,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     # This process's own peak: the kernel's figure for the child (wait4) is the
     # largest of it and its worker processes, not their sum.
     data = json.loads(Path(args.summary).read_text(encoding="utf-8"))
-    data["crawl_process_max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    data["crawl_process_max_rss_kb"] = own.ru_maxrss
+    # CPU of the crawl's own process and of its (finished, reaped) worker processes.
+    data["crawl_process_cpu_seconds"] = own.ru_utime + own.ru_stime
+    data["worker_cpu_seconds"] = workers.ru_utime + workers.ru_stime
     Path(args.summary).write_text(json.dumps(data, indent=2), encoding="utf-8")
     return 0 if summary.status != "failed" else 1
 

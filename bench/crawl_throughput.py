@@ -7,7 +7,9 @@ the WARC recorder and the snapshot extension off and no archive. Both crawl
 the same sample site (its own child process) from its sitemap, with no delay
 and the same concurrency; each side runs ``--repeat`` times, interleaved, and
 the best run counts (other load on the machine only ever slows a run down).
-A separate profiled full run (pyinstrument) gives the top costs.
+A separate profiled full run (pyinstrument) gives the top costs of the crawl's
+own process; CPU of the two worker processes (item stages, snapshot writer)
+is reported beside it.
 
     python bench/crawl_throughput.py [--quick] [--articles N] [--json FILE] [--profile FILE]
 """
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             "pages/s",
             "crawl-only pages/s",
             "CPU s / 1,000 pages",
+            "of which crawl process",
+            "of which workers",
             "peak RSS MB (all processes)",
         ]
     )
@@ -127,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             "pages_per_second": pages / result.wall_seconds,
             "crawl_pages_per_second": pages / elapsed,
             "cpu_per_1000_pages": result.cpu_seconds / pages * 1000 if pages else 0.0,
+            "crawl_process_cpu_per_1000_pages": float(summary.get("crawl_process_cpu_seconds") or 0) / pages * 1000 if pages else 0.0,
+            "worker_cpu_per_1000_pages": float(summary.get("worker_cpu_seconds") or 0) / pages * 1000 if pages else 0.0,
             "max_rss_mb": total_peak_rss_mb(result, summary),
         }
         b = best[side]
@@ -138,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             b["pages_per_second"],
             b["crawl_pages_per_second"],
             b["cpu_per_1000_pages"],
+            b["crawl_process_cpu_per_1000_pages"],
+            b["worker_cpu_per_1000_pages"],
             b["max_rss_mb"],
         )
     ratio = best["full"]["pages_per_second"] / best["bare"]["pages_per_second"]
