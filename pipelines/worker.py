@@ -42,7 +42,7 @@ from scrapy import signals
 from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.settings import Settings
 from scrapy.signalmanager import SignalManager
-from scrapy.utils.defer import deferred_from_coro
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from scrapy.utils.misc import load_object
 from twisted.internet import defer
 from twisted.internet.interfaces import IReadDescriptor
@@ -378,14 +378,13 @@ class ItemWorkerPipeline:
         if engine is not None and getattr(engine, "spider", None) is not None:
             deferred_from_coro(engine.close_spider_async(reason=FAILED_REASON))
 
-    def process_item(self, item: Any) -> Any:
+    async def process_item(self, item: Any) -> Any:
         if self._stages is not None:
             return self._finish(run_on_item(self._stages, plain_item(item)))
         if self._child is None:
             raise ItemWorkerError("the item worker is not running")
-        deferred = self._child.submit(plain_item(item))
-        deferred.addCallback(self._finish)
-        return deferred
+        reply = await maybe_deferred_to_future(self._child.submit(plain_item(item)))
+        return self._finish(reply)
 
     def _finish(self, reply: tuple[Any, ...]) -> Any:
         kind, *rest = reply
