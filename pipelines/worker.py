@@ -26,6 +26,7 @@ bytes this crawl's own process pair wrote (never from a file or the network).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -42,9 +43,8 @@ from scrapy import signals
 from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.settings import Settings
 from scrapy.signalmanager import SignalManager
-from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.misc import load_object
-from twisted.internet import defer
 from twisted.internet.interfaces import IReadDescriptor
 from zope.interface import implementer
 
@@ -220,7 +220,9 @@ class _Child:
         self.process.start()
         child_conn.close()
         self.on_death = on_death
-        self.pending: dict[int, defer.Deferred[Any]] = {}
+        # One asyncio future per item in flight (the crawl runs on the asyncio
+        # reactor, settings.TWISTED_REACTOR): cheaper to await than a Deferred.
+        self.pending: dict[int, asyncio.Future[Any]] = {}
         self.replies: list[tuple[Any, ...]] = []
         self.dead: str | None = None
         self.closing = False
@@ -238,9 +240,9 @@ class _Child:
 
     def _dispatch(self, message: tuple[Any, ...]) -> None:
         if isinstance(message[0], int):
-            deferred = self.pending.pop(message[0], None)
-            if deferred is not None:
-                deferred.callback(message[1:])
+            future = self.pending.pop(message[0], None)
+            if future is not None and not future.done():
+                future.set_result(message[1:])
         elif message[0] == "fatal":
             self._died(message[1])
         elif message[0] == "ready":
@@ -256,25 +258,28 @@ class _Child:
         pending, self.pending = self.pending, {}
         if pending or not self.closing:
             self.on_death(reason)
-        for deferred in pending.values():
-            deferred.errback(ItemWorkerError(reason))
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(ItemWorkerError(reason))
 
-    def submit(self, item: dict[str, Any]) -> defer.Deferred[Any]:
+    def submit(self, item: dict[str, Any]) -> asyncio.Future[Any]:
+        """Send one item; the future gets the worker's reply (called from the crawl's event loop)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.dead is not None:
-            return defer.fail(ItemWorkerError(self.dead))
+            future.set_exception(ItemWorkerError(self.dead))
+            return future
         try:
             message = marshal.dumps(("item", self.next_id + 1, item))
         except ValueError:  # a value marshal cannot carry: send its JSON form
             message = marshal.dumps(("item", self.next_id + 1, json.loads(json.dumps(item, default=str))))
         self.next_id += 1
-        deferred: defer.Deferred[Any] = defer.Deferred()
-        self.pending[self.next_id] = deferred
         try:
             self.conn.send_bytes(message)
         except OSError as exc:
-            del self.pending[self.next_id]
-            return defer.fail(ItemWorkerError(f"cannot send an item to the item worker: {exc}"))
-        return deferred
+            future.set_exception(ItemWorkerError(f"cannot send an item to the item worker: {exc}"))
+            return future
+        self.pending[self.next_id] = future
+        return future
 
     def request(self, message: tuple[Any, ...], expect: str) -> tuple[Any, ...]:
         """Send a control message and wait (blocking the event loop) for its reply."""
@@ -383,7 +388,7 @@ class ItemWorkerPipeline:
             return self._finish(run_on_item(self._stages, plain_item(item)))
         if self._child is None:
             raise ItemWorkerError("the item worker is not running")
-        reply = await maybe_deferred_to_future(self._child.submit(plain_item(item)))
+        reply = await self._child.submit(plain_item(item))
         return self._finish(reply)
 
     def _finish(self, reply: tuple[Any, ...]) -> Any:
