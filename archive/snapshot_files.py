@@ -36,7 +36,7 @@ from typing import Any
 
 from archive.manifest import ITEMS_NAME
 from archive.warc import GZIP_LEVEL, PriorCapture, RotatingWarcWriter, payload_digest
-from newsvault.processes import lower_priority, spawn_context, widen_send_buffer
+from newsvault.processes import become_worker, spawn_context, widen_send_buffer
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def serve(
     from archive.index import DigestIndex
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s [snapshot writer] %(levelname)s: %(message)s")
-    lower_priority()
+    become_worker()
     index = DigestIndex(Path(index_at[0]), index_at[1]) if index_at else None
     recorder = SnapshotFiles(Path(directory), max_bytes=max_bytes, snapshot_id=snapshot_id, site=site, index=index)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import socket
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
@@ -20,11 +21,20 @@ def spawn_context() -> SpawnContext:
     return multiprocessing.get_context("spawn")
 
 
-def lower_priority() -> None:
-    """Called first thing in a worker process."""
+def become_worker() -> None:
+    """Called first thing in a worker process: lower priority, and leave Ctrl-C to the crawl.
+
+    Ctrl-C in a terminal reaches the whole process group. The crawl shuts
+    down gracefully and then closes its workers; a worker that died of the
+    same signal would take the last items and records with it. SIGTERM
+    keeps its default: it is how multiprocessing stops a worker the crawl
+    could not close (and a worker stopped that way leaves a ``.partial``
+    staging dir, which the next push salvages).
+    """
     # Not allowed here: the worker runs at the crawl's priority.
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # How much a worker's pipe can hold before the crawl's send waits: a few

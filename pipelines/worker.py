@@ -48,7 +48,7 @@ from scrapy.utils.misc import load_object
 from twisted.internet.interfaces import IReadDescriptor
 from zope.interface import implementer
 
-from newsvault.processes import lower_priority, spawn_context, widen_send_buffer
+from newsvault.processes import become_worker, spawn_context, widen_send_buffer
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def serve(conn: Connection, paths: list[str], settings: dict[str, Any], profile:
     from spiders.profile import profile_from_dict
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s [item worker] %(levelname)s: %(message)s")
-    lower_priority()
+    become_worker()
     try:
         stages = Stages(paths, settings, profile_from_dict(profile["data"], profile["path"]), site, kind)
     except Exception as exc:  # noqa: BLE001 - reported to the crawl, which stops

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +159,32 @@ def test_a_dead_worker_stops_the_crawl_and_leaves_a_partial_snapshot(site: Any, 
     spooled = list((runner.state_dir / "spool").glob("sample/articles/*/manifest.json"))
     statuses = [json.loads(p.read_text(encoding="utf-8"))["status"] for p in manifests + spooled]
     assert statuses and set(statuses) == {"partial"}
+
+
+def test_ctrl_c_stops_the_crawl_gracefully_and_the_workers_finish_their_part(tmp_path: Path) -> None:
+    """SIGINT to the whole process group (Ctrl-C in a terminal): the workers leave it to the crawl."""
+    server = SiteServer(SampleSite(articles=3000)).start()
+    try:
+        runner = NewsvaultRunner(tmp_path)
+        summary_path = tmp_path / "summary.json"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler", "crawl", "sample", "--kind", "articles",
+             "--start-url", f"{server.base_url}/sitemap.xml", "--json-summary", str(summary_path)],
+            env=child_env(runner.base_env()), cwd=tmp_path, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(5)
+        assert proc.poll() is None, "the crawl ended before the signal"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        server.stop()
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    assert summary["finish_reason"] == "shutdown", stderr[-3000:]
+    assert summary["snapshot_state"] == "committed", stderr[-3000:]
+    assert "item worker" not in stderr  # neither worker failed
+    (manifest_path,) = runner.archive_dir.glob("snapshots/sample/articles/*/manifest.json")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    assert manifest["status"] == "partial" and 0 < manifest["counts"]["items"] < 3000
+    with gzip.open(manifest_path.parent / "items.jsonl.gz", "rt", encoding="utf-8") as fh:
+        assert sum(1 for _ in fh) == manifest["counts"]["items"]
