@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from archive.manifest import ITEMS_NAME
-from archive.warc import GZIP_LEVEL, PriorCapture, RotatingWarcWriter, payload_digest
-from newsvault.processes import become_worker, spawn_context, widen_send_buffer
+from archive.warc import GZIP_LEVEL, RotatingWarcWriter, payload_digest
+from newsvault.processes import become_worker, start_worker, stop_worker
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,6 @@ CLOSE_TIMEOUT_SECONDS = 600.0
 DIGESTS_NAME = ".digests.tsv"
 # Sync-flush the items gzip stream this often so a killed crawl leaves readable items.
 ITEM_FLUSH_EVERY = 50
-# record(prior=...) not given: look the payload up in the digest index.
-_LOOK_UP: Any = object()
 
 
 def item_line(item: dict[str, Any]) -> bytes:
@@ -66,12 +64,12 @@ def item_line(item: dict[str, Any]) -> bytes:
 
 
 class SnapshotFilesError(OSError):
-    """The recorder process failed or is gone; the snapshot's WARC is incomplete."""
+    """The snapshot writer process failed or is gone; the snapshot's files are incomplete."""
 
 
 @dataclass
 class RecordedCounts:
-    """What the manifest needs from the recorder."""
+    """What the manifest needs from the snapshot's writer."""
 
     pages: int = 0
     revisits: int = 0
@@ -82,7 +80,7 @@ class RecordedCounts:
 
 
 class SnapshotFiles:
-    """Writes exchanges into a staging dir: digest, revisit lookup, WARC records, digest list."""
+    """Writes a snapshot's data files into its staging dir: WARC records (revisits looked up), digest list, items."""
 
     def __init__(self, directory: Path, *, max_bytes: int, snapshot_id: str, site: str, index: Any) -> None:
         self.site = site
@@ -94,6 +92,7 @@ class SnapshotFiles:
         self.pages = 0
         self.revisits = 0
         self.refers_to: set[str] = set()
+        self._closed = False
 
     def write_item_line(self, line: bytes) -> None:
         """Append one JSON line (with its newline) to items.jsonl.gz."""
@@ -103,14 +102,10 @@ class SnapshotFiles:
             self._items.flush()
             self._items_since_flush = 0
 
-    def lookup_prior(self, digest: str) -> PriorCapture | None:
-        return self.index.lookup(self.site, digest) if self.index is not None else None
-
-    def record(self, *, prior: PriorCapture | None = _LOOK_UP, digest: str | None = None, **exchange: Any) -> None:
-        """Write one exchange; ``prior`` defaults to the index's earlier capture of the same payload."""
-        digest = digest or payload_digest(exchange["body"])
-        if prior is _LOOK_UP:
-            prior = self.lookup_prior(digest)
+    def record(self, **exchange: Any) -> None:
+        """Write one exchange: a revisit if the index holds an earlier capture of its payload."""
+        digest = payload_digest(exchange["body"])
+        prior = self.index.lookup(self.site, digest) if self.index is not None else None
         written = self.warc.write_exchange(**exchange, prior=prior, digest=digest)
         self.pages += 1
         if prior is not None:
@@ -125,7 +120,10 @@ class SnapshotFiles:
         return RecordedCounts(self.pages, self.revisits, frozenset(self.refers_to), self.warc.index + 1)
 
     def close(self) -> None:
-        """Close every file even if one fails; the first failure propagates."""
+        """Close every file even if one fails; the first failure propagates. Closing twice is a no-op."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._items.close()
         finally:
@@ -167,10 +165,9 @@ def serve(
     """
     from archive.index import DigestIndex
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s [snapshot writer] %(levelname)s: %(message)s")
-    become_worker()
+    become_worker("snapshot writer")
     index = DigestIndex(Path(index_at[0]), index_at[1]) if index_at else None
-    recorder = SnapshotFiles(Path(directory), max_bytes=max_bytes, snapshot_id=snapshot_id, site=site, index=index)
+    files = SnapshotFiles(Path(directory), max_bytes=max_bytes, snapshot_id=snapshot_id, site=site, index=index)
     try:
         while True:
             try:
@@ -178,14 +175,14 @@ def serve(
             except EOFError:
                 return  # the crawl died: close the files (finally) for salvage
             if message[0] == "page":
-                recorder.record(**dict(zip(EXCHANGE_FIELDS, message[1:], strict=True)))
+                files.record(**dict(zip(EXCHANGE_FIELDS, message[1:], strict=True)))
             elif message[0] == "item":
-                recorder.write_item_line(item_line(message[1]))
+                files.write_item_line(item_line(message[1]))
             elif message[0] == "line":
-                recorder.write_item_line(message[1])
+                files.write_item_line(message[1])
             elif message[0] == "close":
-                recorder.close()
-                counts = recorder.counts()
+                files.close()
+                counts = files.counts()
                 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                 conn.send_bytes(
                     marshal.dumps(
@@ -200,7 +197,7 @@ def serve(
         except OSError:
             pass
     finally:
-        recorder.close()
+        files.close()  # no-op after "close"; after EOF or a failure, what was written stays readable
         if index is not None:
             index.close()
 
@@ -211,27 +208,12 @@ class SnapshotFilesProcess:
     def __init__(
         self, directory: Path, *, max_bytes: int, snapshot_id: str, site: str, index: Any, lock_fd: int | None = None
     ) -> None:
-        context = spawn_context()
-        self.conn, child_conn = context.Pipe()
-        widen_send_buffer(self.conn)
         # The child opens its own connection to the same index file.
         index_at = (str(index.path), index.archive_url) if index is not None else None
-        self.process = context.Process(
-            target=serve,
-            args=(
-                child_conn,
-                str(directory),
-                max_bytes,
-                snapshot_id,
-                site,
-                index_at,
-                InheritedFd(lock_fd) if lock_fd is not None else None,
-            ),
-            name="newsvault-snapshot-writer",
-            daemon=True,
+        lock = InheritedFd(lock_fd) if lock_fd is not None else None
+        self.conn, self.process = start_worker(
+            serve, (str(directory), max_bytes, snapshot_id, site, index_at, lock), "newsvault-snapshot-writer"
         )
-        self.process.start()
-        child_conn.close()
         self._closed = False
 
     def record(self, **exchange: Any) -> None:
@@ -279,20 +261,8 @@ class SnapshotFilesProcess:
         except (EOFError, OSError, ValueError) as exc:
             raise SnapshotFilesError(f"the snapshot writer process failed: {exc}") from exc
         finally:
-            self.conn.close()
-            self.process.join(timeout=30)
-            if self.process.is_alive():
-                self.process.kill()
-                self.process.join()
+            stop_worker(self.conn, self.process)
         if message[0] != "closed":
             raise SnapshotFilesError(f"the snapshot writer failed: {message[1]}")
         _, pages, revisits, refers_to, warc_files, peak = message
         return RecordedCounts(pages, revisits, frozenset(refers_to), warc_files, peak)
-
-    def abandon(self) -> None:
-        """Stop without waiting for a reply (the child still closes its files on EOF)."""
-        if self._closed:
-            return
-        self._closed = True
-        self.conn.close()
-        self.process.join(timeout=30)

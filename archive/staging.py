@@ -27,7 +27,6 @@ from archive.snapshot_files import (
     SnapshotFilesProcess,
     item_line,
 )
-from archive.warc import PriorCapture
 
 log = logging.getLogger(__name__)
 
@@ -134,16 +133,6 @@ class Staging:
         else:
             assert self._local is not None, "staging already finalised"
             self._local.record(**exchange)
-
-    def lookup_prior(self, digest: str) -> PriorCapture | None:
-        """The earlier capture of a payload (in-process writer only)."""
-        assert self._local is not None, "lookups run in the writer process"
-        return self._local.lookup_prior(digest)
-
-    def write_exchange(self, *, prior: PriorCapture | None, **exchange: Any) -> None:
-        """Record one pair with the revisit decision already made (in-process writer only)."""
-        assert self._local is not None, "staging already finalised or writing in a process"
-        self._local.record(prior=prior, **exchange)
 
     # --- close --------------------------------------------------------------
     def _close_writers(self) -> None:

@@ -158,7 +158,6 @@ class RotatingWarcWriter:
         self._writer: WARCWriter | None = None
         self._written = _ByteCount()
         self._worker: OrderedWorker | None = None
-        self.records = 0
 
     def _open_next(self) -> None:
         self._close_file()
@@ -248,7 +247,6 @@ class RotatingWarcWriter:
             url, "request", payload=io.BytesIO(request_body), length=len(request_body), http_headers=req_http
         )
         writer.write_request_response_pair(req, resp)
-        self.records += 2
         return WrittenResponse(
             filename=self.filename,
             record_id=resp.rec_headers.get_header("WARC-Record-ID"),

@@ -87,8 +87,8 @@ class CrawlConfig(_Section):
     # Keep pending requests on disk (under <state>/frontier) so memory stays
     # flat however many URLs a sitemap lists.
     disk_queue: bool = True
-    # Run the item stages (clean, validate, dedupe, change tracking) and the WARC
-    # recorder in child processes, on other cores (false: all in the crawl's
+    # Run the item stages (clean, validate, dedupe, change tracking) and the
+    # snapshot writer (WARC and items files) in child processes, on other cores (false: all in the crawl's
     # process, same results at about half the speed).
     worker_processes: bool = True
 

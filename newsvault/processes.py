@@ -1,28 +1,55 @@
-"""What the crawl's worker processes (item stages, snapshot writer) share: how they start and run."""
+"""What the crawl's worker processes (item stages, snapshot writer) share: how they start, run and stop."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
 import socket
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from multiprocessing.context import SpawnContext
+from multiprocessing.process import BaseProcess
+from typing import Any
 
 # Added to the workers' nice value: when every core is busy, the crawl's own
 # process, which feeds them, gets the CPU first (a worker that falls behind
 # only fills its pipe, which then slows the crawl down by itself).
 WORKER_NICENESS = 10
+# How much a worker's pipe can hold before the crawl's send waits: a few
+# hundred pages, so a worker that is briefly descheduled does not stall it.
+PIPE_BUFFER_BYTES = 4 * 1024 * 1024
+# How long a closed worker gets to exit before it is killed.
+EXIT_TIMEOUT_SECONDS = 30.0
 
 
-def spawn_context() -> SpawnContext:
-    """spawn, not fork: the crawl's process has threads, and fork would copy their locks."""
-    return multiprocessing.get_context("spawn")
+def start_worker(target: Callable[..., None], args: tuple[Any, ...], name: str) -> tuple[Connection, BaseProcess]:
+    """Start ``target(conn, *args)`` in a child process; our end of its pipe and the process.
+
+    spawn, not fork: the crawl's process has threads, and fork would copy
+    their locks. Our end of the pipe gets a large send buffer.
+    """
+    context = multiprocessing.get_context("spawn")
+    conn, child_conn = context.Pipe()
+    _widen_send_buffer(conn)
+    process = context.Process(target=target, args=(child_conn, *args), name=name, daemon=True)
+    process.start()
+    child_conn.close()
+    return conn, process
 
 
-def become_worker() -> None:
-    """Called first thing in a worker process: lower priority, and leave Ctrl-C to the crawl.
+def stop_worker(conn: Connection, process: BaseProcess) -> None:
+    """Close our end of the pipe (the worker reads EOF) and wait for it; kill it if it hangs."""
+    conn.close()
+    process.join(timeout=EXIT_TIMEOUT_SECONDS)
+    if process.is_alive():
+        process.kill()
+        process.join()
+
+
+def become_worker(name: str) -> None:
+    """Called first thing in a worker process: its log format, a lower priority, Ctrl-C left to the crawl.
 
     Ctrl-C in a terminal reaches the whole process group. The crawl shuts
     down gracefully and then closes its workers; a worker that died of the
@@ -31,18 +58,14 @@ def become_worker() -> None:
     could not close (and a worker stopped that way leaves a ``.partial``
     staging dir, which the next push salvages).
     """
+    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s [{name}] %(levelname)s: %(message)s")
     # Not allowed here: the worker runs at the crawl's priority.
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-# How much a worker's pipe can hold before the crawl's send waits: a few
-# hundred pages, so a worker that is briefly descheduled does not stall it.
-PIPE_BUFFER_BYTES = 4 * 1024 * 1024
-
-
-def widen_send_buffer(conn: Connection) -> None:
+def _widen_send_buffer(conn: Connection) -> None:
     """Raise the socket send buffer of our end of a duplex Pipe (best effort: the kernel caps it)."""
     with contextlib.suppress(OSError):
         sock = socket.socket(fileno=os.dup(conn.fileno()))

@@ -48,7 +48,7 @@ from scrapy.utils.misc import load_object
 from twisted.internet.interfaces import IReadDescriptor
 from zope.interface import implementer
 
-from newsvault.processes import become_worker, spawn_context, widen_send_buffer
+from newsvault.processes import become_worker, start_worker, stop_worker
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +171,7 @@ def serve(conn: Connection, paths: list[str], settings: dict[str, Any], profile:
     """The child's main loop: build the stages, then answer messages until ``close`` or EOF."""
     from spiders.profile import profile_from_dict
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s [item worker] %(levelname)s: %(message)s")
-    become_worker()
+    become_worker("item worker")
     try:
         stages = Stages(paths, settings, profile_from_dict(profile["data"], profile["path"]), site, kind)
     except Exception as exc:  # noqa: BLE001 - reported to the crawl, which stops
@@ -208,17 +207,12 @@ class _Child:
     take the GIL from the crawl on every reply.
     """
 
-    def __init__(self, target: Callable[..., None], args: tuple[Any, ...], on_death: Callable[[str], None]) -> None:
+    def __init__(self, args: tuple[Any, ...], on_death: Callable[[str], None]) -> None:
         # Imported here, not at module level: the crawl installs its reactor first.
         from twisted.internet import reactor
 
         self.reactor: Any = reactor
-        context = spawn_context()
-        self.conn, child_conn = context.Pipe()
-        widen_send_buffer(self.conn)
-        self.process = context.Process(target=target, args=(child_conn, *args), name="newsvault-item-worker", daemon=True)
-        self.process.start()
-        child_conn.close()
+        self.conn, self.process = start_worker(serve, args, "newsvault-item-worker")
         self.on_death = on_death
         # One asyncio future per item in flight (the crawl runs on the asyncio
         # reactor, settings.TWISTED_REACTOR): cheaper to await than a Deferred.
@@ -305,11 +299,7 @@ class _Child:
             if self.dead is None:
                 self.reactor.removeReader(self._reader)
                 self.dead = "closed"
-            self.conn.close()
-            self.process.join(timeout=30)
-            if self.process.is_alive():
-                self.process.kill()
-                self.process.join()
+            stop_worker(self.conn, self.process)
 
 
 @implementer(IReadDescriptor)
@@ -375,7 +365,7 @@ class ItemWorkerPipeline:
             "data": profile.model_dump(mode="json", exclude={"path"}),
             "path": str(profile.path) if profile.path else None,
         }
-        self._child = _Child(serve, (self.paths, self._child_settings(), data, site, kind), self._worker_died)
+        self._child = _Child((self.paths, self._child_settings(), data, site, kind), self._worker_died)
 
     def _worker_died(self, reason: str) -> None:
         log.error("%s; the crawl stops and its snapshot will be partial", reason)

@@ -20,7 +20,6 @@ from archive.spool import push_all
 from archive.staging import Staging
 from archive.stores import SnapshotRef, open_store
 from archive.verify import verify_snapshot
-from archive.warc import payload_digest
 from tests.plugins.cli import NewsvaultRunner, child_env
 
 
@@ -88,7 +87,7 @@ def page(url: str, body: bytes) -> dict:
 
 def snapshot_with_page(spool: Path, index: DigestIndex, body: bytes, snapshot_id: str | None = None) -> Staging:
     staging = Staging(spool, "sample", "articles", warc_max_bytes=10**9, index=index, snapshot_id=snapshot_id)
-    staging.write_exchange(**page("http://sample.test/a/1", body), prior=staging.lookup_prior(payload_digest(body)))
+    staging.record_exchange(**page("http://sample.test/a/1", body))
     staging.write_item({"type": "article", "url": "http://sample.test/a/1", "change": "new"})
     staging.finalise(finish_reason="finished")
     return staging

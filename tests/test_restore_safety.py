@@ -94,9 +94,9 @@ def _committed_snapshot(tmp_path: Path, url: str) -> SnapshotRef:
     staging = Staging(spool, "sample", "articles", warc_max_bytes=10**9, index=None)
     for n in range(200):
         body = f"<html><body><p>article {n}</p>{'text ' * 200}</body></html>".encode()
-        staging.write_exchange(
+        staging.record_exchange(
             url=f"http://sample.test/a/{n}", method="GET", request_target=f"/a/{n}", request_headers=[("Host", "sample.test")],
-            request_body=b"", status=200, response_headers=[("Content-Type", "text/html")], body=body, prior=None,
+            request_body=b"", status=200, response_headers=[("Content-Type", "text/html")], body=body,
         )
         staging.write_item({"type": "article", "url": f"http://sample.test/a/{n}", "change": "new"})
     staging.finalise(finish_reason="finished")

@@ -94,7 +94,8 @@ def test_writer_process_closes_its_files_when_the_crawl_goes_away(tmp_path: Path
     os.close(staging._lock_fd)  # the crawl's own hold on the lock goes, as if it had been killed...
     staging._lock_fd = None
     assert is_live(staging.dir)  # ...but the writer still holds it: salvage must wait
-    staging._remote.abandon()  # the pipe closes too
+    staging._remote.conn.close()  # the pipe closes too: the writer reads EOF
+    staging._remote.process.join(timeout=30)
     assert not is_live(staging.dir)
     got = [r for r in records(staging.dir) if r[0] == "response"]
     assert [uri for _, uri, _ in got] == [f"http://127.0.0.1/a{i}" for i in range(30)]

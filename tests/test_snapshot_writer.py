@@ -35,7 +35,7 @@ def write_snapshot(spool: Path, index: DigestIndex, pages: dict[str, bytes], ite
                       previous_snapshot_id=index.latest_snapshot("sample", "articles"))
     for url, body in pages.items():
         page = fake_page(url, body)
-        staging.write_exchange(**page, prior=staging.lookup_prior(payload_digest(body)))
+        staging.record_exchange(**page)
     for item in items:
         staging.write_item(item)
     staging.finalise(finish_reason=reason, stats={"item_scraped_count": len(items), "start_time": snapshot_time(staging.snapshot_id), "odd": object()})
@@ -112,7 +112,7 @@ def test_crashed_staging_never_feeds_the_index(tmp_path: Path) -> None:
     index = DigestIndex(tmp_path / "index.sqlite", str(tmp_path / "archive"))
     body = page_body(1)
     staging = Staging(tmp_path / "spool", "sample", "articles", warc_max_bytes=10**9, index=index)
-    staging.write_exchange(**fake_page("http://127.0.0.1/a1", body), prior=None)
+    staging.record_exchange(**fake_page("http://127.0.0.1/a1", body))
     staging.abandon()  # no finalise: the crawl "died"
     assert index.lookup("sample", payload_digest(body)) is None
     assert staging.dir.is_dir() and not staging.final_dir.exists()

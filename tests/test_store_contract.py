@@ -44,7 +44,7 @@ def test_put_get_roundtrip_with_progress(store: SnapshotStore, tmp_path: Path) -
     assert store.exists(REF.key("items.jsonl.gz"))
     assert store.get_bytes(REF.key("items.jsonl.gz")) == payload
     dest = tmp_path / "back.bin"
-    store.get_file(REF.key("items.jsonl.gz"), dest)
+    store.get_file_hashed(REF.key("items.jsonl.gz"), dest)
     assert dest.read_bytes() == payload
     with store.open(REF.key("items.jsonl.gz")) as stream:
         assert stream.read(10) == payload[:10]
@@ -181,7 +181,7 @@ def test_wrong_secret_upload_and_download_map_to_store_errors(s3_server, monkeyp
     with pytest.raises(StoreUnreachableError, match="access denied: check AWS credentials") as up:
         denied.put_file(REF.key("pages-00000.warc.gz"), src)
     with pytest.raises(StoreUnreachableError, match="access denied: check AWS credentials") as down:
-        denied.get_file(REF.key("items.jsonl.gz"), tmp_path / "back")
+        denied.get_file_hashed(REF.key("items.jsonl.gz"), tmp_path / "back")
     for exc in (up.value, down.value):
         assert wrong not in str(exc) and s3_server.secret_key not in str(exc)
 

@@ -101,9 +101,6 @@ class SnapshotStore(Protocol):
     def get_bytes(self, key: str) -> bytes:
         """The whole object (for small ones like manifests)."""
 
-    def get_file(self, key: str, dest: Path, progress: Progress | None = None) -> None:
-        """Download ``key`` into the file ``dest``."""
-
     def get_file_hashed(
         self, key: str, dest: Path, progress: Progress | None = None, size_hint: int | None = None
     ) -> FileDigest:

@@ -79,9 +79,6 @@ class LocalStore:
         except FileNotFoundError as exc:
             raise StoreError(f"{key} not found in {self.url}") from exc
 
-    def get_file(self, key: str, dest: Path, progress: Progress | None = None) -> None:
-        self.get_file_hashed(key, dest, progress)
-
     def get_file_hashed(
         self, key: str, dest: Path, progress: Progress | None = None, size_hint: int | None = None
     ) -> FileDigest:

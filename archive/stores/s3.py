@@ -184,12 +184,6 @@ class S3Store:
 
         return self._call(f"read {key}", fetch)
 
-    def get_file(self, key: str, dest: Path, progress: Progress | None = None) -> None:
-        self._call(
-            f"download {key}",
-            lambda: self._client.download_file(self.bucket, self._key(key), str(dest), Config=self._transfer, Callback=progress),
-        )
-
     def get_file_hashed(
         self, key: str, dest: Path, progress: Progress | None = None, size_hint: int | None = None
     ) -> FileDigest:

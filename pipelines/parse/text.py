@@ -60,7 +60,7 @@ GENERIC_FURNITURE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (r"^\s*(?:Реклама|Advertisement)\b.{0,120}$", ("реклама", "advertisement")),
 )
 GENERIC_FURNITURE: tuple[str, ...] = tuple(pattern for pattern, _ in GENERIC_FURNITURE_RULES)
-# Pattern source -> required literals (a profile's patterns get theirs from literal_prefix).
+# Pattern source -> required literals (a profile's patterns get theirs from furniture_hints).
 FURNITURE_HINTS: dict[str, tuple[str, ...]] = dict(GENERIC_FURNITURE_RULES)
 # A leading run of characters that are not regex syntax, after an optional "^".
 _LITERAL_START = re.compile(r"\^?([^\\.^$*+?{}\[\]|()]+)")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -82,6 +84,13 @@ class NewsvaultRunner:
         self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 240
     ) -> subprocess.CompletedProcess[str]:
         return run_newsvault(*args, env={**self.base_env(), **(env or {})}, cwd=self.root, timeout=timeout)
+
+    def crawl_summary(self, *args: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Run ``crawl ARGS...`` (which must succeed) and return its JSON summary."""
+        summary = self.root / f"summary-{len(list(self.root.glob('summary-*.json')))}.json"
+        result = self("crawl", *args, "--json-summary", str(summary), env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return cast(dict[str, Any], json.loads(summary.read_text(encoding="utf-8")))
 
 
 @pytest.fixture
