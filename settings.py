@@ -74,6 +74,8 @@ DOWNLOADER_MIDDLEWARES = {
 # --- Extensions -----------------------------------------------------------
 EXTENSIONS = {
     "archive.scrapy_hooks.SnapshotExtension": 500,
+    # Makes the run's change-tracking writes count once its snapshot is finalised.
+    "pipelines.changes.ChangeStateCommitter": 510,
     "scheduler.progress.CrawlProgress": 600,
 }
 

@@ -17,7 +17,15 @@ def new_snapshot_id(now: datetime | None = None) -> str:
 
 
 def is_snapshot_id(value: str) -> bool:
-    return bool(SNAPSHOT_ID_RE.match(value))
+    """True for a well-formed id whose time is a real moment (``20261399T...`` is not)."""
+    match = SNAPSHOT_ID_RE.match(value)
+    if not match:
+        return False
+    try:
+        datetime.strptime(match.group(1), _TIME_FORMAT)
+    except ValueError:
+        return False
+    return True
 
 
 def snapshot_time(snapshot_id: str) -> datetime:

@@ -12,12 +12,12 @@ to the same store, or a self-contained restore from that store cannot resolve it
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from archive.warc import PriorCapture
+from newsvault.sqlite import connect_wal
 
 INDEX_FILENAME = "archive-index.sqlite"
 
@@ -70,9 +70,7 @@ class DigestIndex:
         self.archive_url = archive_url
         self.archive = archive_key(archive_url)
         # Several crawls (articles, discussions) may finalise at once.
-        self._db = sqlite3.connect(path, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = connect_wal(path, schema=_SCHEMA)
 
     @classmethod
     def in_state_dir(cls, state_dir: str | Path, archive_url: str) -> DigestIndex:
@@ -114,6 +112,26 @@ class DigestIndex:
             for snapshot_id in snapshot_ids:
                 self._db.execute("DELETE FROM archive_payloads WHERE archive=? AND snapshot_id=?", (self.archive, snapshot_id))
                 self._db.execute("DELETE FROM archive_snapshots WHERE archive=? AND snapshot_id=?", (self.archive, snapshot_id))
+
+    def indexed_snapshots(self, site: str) -> set[str]:
+        """Snapshot ids of ``site`` this index may name as revisit targets or as previous snapshots."""
+        rows = self._db.execute(
+            "SELECT snapshot_id FROM archive_payloads WHERE archive=? AND site=?"
+            " UNION SELECT snapshot_id FROM archive_snapshots WHERE archive=? AND site=?",
+            (self.archive, site, self.archive, site),
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def keep_only(self, site: str, existing: set[str]) -> list[str]:
+        """Forget every snapshot of ``site`` not in ``existing`` (committed or spooled); return them.
+
+        A prune from another state dir, or a snapshot deleted by hand, must not
+        become the target of this state dir's next revisits.
+        """
+        gone = sorted(self.indexed_snapshots(site) - existing)
+        if gone:
+            self.forget_snapshots(gone)
+        return gone
 
     def close(self) -> None:
         self._db.close()

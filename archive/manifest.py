@@ -14,6 +14,7 @@ from typing import Any
 from archive.ids import is_snapshot_id
 from archive.paths import check_kind, check_name, check_site
 from newsvault import SCHEMA_VERSION, __version__
+from newsvault.errors import NewsvaultError, UnsafePathError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "newsvault-snapshot"
@@ -23,12 +24,19 @@ FORMAT_VERSION = 2
 LEGACY_FORMAT_VERSION = 1
 CHECKSUM_FIELD = "manifest_sha256"
 ITEMS_NAME = "items.jsonl.gz"
+# What a run's snapshot says it is: ``complete`` (the crawl ran to its end),
+# ``partial`` (stopped early, killed, salvaged), ``failed`` (the crawl could not
+# do its job: every start URL failed, no page fetched). Only complete snapshots
+# count for --latest, --at and the retention rules unless asked otherwise.
+STATUSES = ("complete", "partial", "failed")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# Far above any real manifest (a 100,000-page crawl's is well under 1 MiB).
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
 
 
-class ManifestError(ValueError):
-    """A manifest is malformed (bad JSON, missing key, unsafe file name)."""
+class ManifestError(NewsvaultError, ValueError):
+    """A manifest is malformed (bad JSON, too large or deep, missing key, unsafe file name)."""
 
 
 class ManifestChecksumError(ManifestError):
@@ -56,7 +64,7 @@ class Manifest:
     kind: str
     started_at: str
     finished_at: str
-    status: str  # complete | partial
+    status: str  # one of STATUSES
     finish_reason: str
     counts: dict[str, Any]
     crawl_stats: dict[str, Any]
@@ -93,8 +101,12 @@ class Manifest:
     @classmethod
     def from_json(cls, raw: bytes | str) -> Manifest:
         """Parse and validate; every name is checked so a hostile manifest cannot steer a restore."""
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes")
         try:
             data = json.loads(raw)
+        except RecursionError as exc:
+            raise ManifestError("manifest is nested too deeply") from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise ManifestError(f"manifest is not valid JSON: {exc}") from exc
         if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -108,7 +120,7 @@ class Manifest:
                 raise ManifestChecksumError(f"manifest has no valid {CHECKSUM_FIELD}")
             try:
                 actual = manifest_checksum(data)
-            except ValueError as exc:  # NaN/Infinity cannot be in a manifest we wrote
+            except (ValueError, RecursionError) as exc:  # NaN/Infinity cannot be in a manifest we wrote
                 raise ManifestChecksumError(f"manifest content cannot be checksummed: {exc}") from exc
             if actual != claimed:
                 raise ManifestChecksumError(f"{CHECKSUM_FIELD} does not match the manifest's content")
@@ -137,6 +149,8 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"manifest is missing or has a bad field: {exc}") from exc
+        except RecursionError as exc:
+            raise ManifestError("manifest is nested too deeply") from exc
         manifest.validate()
         return manifest
 
@@ -151,11 +165,14 @@ class Manifest:
         for ref in self.refers_to + ([self.previous_snapshot_id] if self.previous_snapshot_id else []):
             if not is_snapshot_id(ref):
                 raise ManifestError(f"bad referenced snapshot id {ref!r}")
-        if self.status not in ("complete", "partial"):
+        if self.status not in STATUSES:
             raise ManifestError(f"bad status {self.status!r}")
         seen: set[str] = set()
         for entry in self.files:
-            check_name(entry.name)  # raises UnsafePathError
+            try:
+                check_name(entry.name)
+            except UnsafePathError as exc:
+                raise ManifestError(f"unsafe file name {entry.name!r}") from exc
             if "/" in entry.name or entry.name == MANIFEST_NAME or entry.name in seen:
                 raise ManifestError(f"bad file entry {entry.name!r}")
             if entry.size < 0 or not _SHA256_RE.match(entry.sha256):

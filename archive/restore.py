@@ -1,15 +1,23 @@
-"""Restoring a snapshot into a directory: verified downloads, safe paths, optional self-contained WARCs."""
+"""Restoring a snapshot into a directory: verified downloads, safe paths, optional self-contained WARCs.
+
+Everything is downloaded into a work dir inside the target and checked there;
+only then are the files renamed into place. If anything fails (a bad checksum,
+a full disk, a hostile record) the target is left as it was: files already
+moved are taken out again and a target dir this restore created is removed.
+"""
 
 from __future__ import annotations
 
-import io
+import base64
+import hashlib
 import logging
 import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
@@ -20,13 +28,21 @@ from archive.progress import transfer_bar
 from archive.stores import Progress, SnapshotRef, SnapshotStore
 from archive.verify import find_snapshot, load_manifest, parse_manifest
 from archive.warc import HEADER_REFERS_FILE, HEADER_REFERS_SNAPSHOT, WARC_VERSION
-from newsvault.errors import IntegrityError, NewsvaultError, SnapshotNotFoundError, UnsafePathError
+from newsvault.errors import (
+    IntegrityError,
+    NewsvaultError,
+    ObjectTooLargeError,
+    SnapshotNotFoundError,
+    UnsafeObjectError,
+    UnsafePathError,
+)
 
 log = logging.getLogger(__name__)
 
 # Files of one snapshot downloaded at once (items + a few WARC parts); each also uses
 # boto3's own parallel ranged GETs, so a few suffice.
 MAX_PARALLEL_FILES = 4
+_CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -35,7 +51,6 @@ class RestoreResult:
     target: Path
     files: list[str]
     resolved_revisits: int = 0
-    referenced: list[str] = field(default_factory=list)
 
 
 def _check_keys(store: SnapshotStore, ref: SnapshotRef) -> None:
@@ -52,7 +67,12 @@ def _download_verified(
     if entry is None:
         raise IntegrityError(ref.snapshot_id, name, "not listed in the manifest")
     dest = safe_join(dest_dir, name)
-    got = store.get_file_hashed(ref.key(name), dest, progress, size_hint=entry.size)
+    try:
+        got = store.get_file_hashed(ref.key(name), dest, progress, expected_size=entry.size)
+    except ObjectTooLargeError as exc:
+        raise IntegrityError(ref.snapshot_id, name, f"is larger than the manifest's {entry.size} bytes") from exc
+    except UnsafeObjectError as exc:
+        raise IntegrityError(ref.snapshot_id, name, str(exc)) from exc
     if got.size != entry.size or got.sha256 != entry.sha256:
         raise IntegrityError(ref.snapshot_id, name, "downloaded file does not match the manifest's size/sha256")
     return dest
@@ -80,6 +100,35 @@ def _download_all(store: SnapshotStore, ref: SnapshotRef, manifest: Manifest, de
             for future in downloads:
                 future.cancel()
             raise
+
+
+class _PayloadReader:
+    """Streams a referenced record's payload, checking its sha1 against the revisit's digest at the end.
+
+    The payload is never held in memory (a small WARC can inflate to gigabytes),
+    and a payload that is not the one the revisit names fails the restore.
+    """
+
+    def __init__(self, stream: BinaryIO, length: int, expected_digest: str, where: tuple[str, str]) -> None:
+        self._stream = stream
+        self._left = length
+        self._sha1 = hashlib.sha1()
+        self._expected = expected_digest
+        self._where = where
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._stream.read(want) if want else b""
+        self._left -= len(data)
+        self._sha1.update(data)
+        if want and not data:
+            raise IntegrityError(*self._where, "a referenced record ends before its payload does")
+        if self._left == 0 and self._expected:
+            digest = "sha1:" + base64.b32encode(self._sha1.digest()).decode("ascii")
+            if digest != self._expected:
+                raise IntegrityError(*self._where, "a referenced payload does not match the revisit's payload digest")
+            self._expected = ""
+        return data
 
 
 class _ReferencedPayloads:
@@ -116,23 +165,49 @@ class _ReferencedPayloads:
             self._offsets[key] = offsets
         return self._files[key]
 
-    def response(self, snapshot_id: str, filename: str, record_id: str) -> tuple[object, bytes]:
+    def open_response(self, snapshot_id: str, filename: str, record_id: str) -> tuple[Any, Any, BinaryIO]:
+        """(the record, its http headers, the open file positioned in it); the caller closes the file."""
         path = self._file(snapshot_id, filename)
         offset = self._offsets[(snapshot_id, filename)].get(record_id)
         if offset is None:
             raise IntegrityError(snapshot_id, filename, f"has no response record {record_id}")
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            record = next(iter(ArchiveIterator(fh)))
-            return record.http_headers, record.raw_stream.read()
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the caller once the payload is written
+        fh.seek(offset)
+        record = next(iter(ArchiveIterator(fh)))
+        return record, record.http_headers, fh
+
+
+class _StreamingWARCWriter(WARCWriter):
+    """Writes rebuilt responses without reading their payload twice (no block digest: optional in WARC)."""
+
+    def ensure_digest(self, record, block=True, payload=True):  # type: ignore[no-untyped-def]
+        if record.rec_type == "response" and record.rec_headers.get_header("WARC-Payload-Digest"):
+            block = payload = False
+        return super().ensure_digest(record, block=block, payload=payload)
+
+
+def _revisit_headers(revisit: Any, original: Any) -> Any:
+    """The HTTP status and headers of the response a revisit stands for.
+
+    A revisit keeps the headers of its own response (WARC 1.1 revisit profile:
+    a 302 sharing an empty payload with a 301 is still a 302 with its own
+    Location). Revisits written before they kept every header carry only
+    Content-Type: for those the original's headers stand in when the status
+    is the same, else only what the revisit has.
+    """
+    own = revisit.http_headers
+    names = {name.lower() for name, _value in own.headers}
+    if names <= {"content-type"} and original is not None and own.get_statuscode() == original.get_statuscode():
+        return original
+    return own
 
 
 def _make_self_contained(warc: Path, refs: _ReferencedPayloads) -> int:
-    """Rewrite ``warc`` replacing each revisit by a full response rebuilt from the referenced record."""
+    """Rewrite ``warc`` replacing each revisit by a full response: its own headers, the referenced payload."""
     resolved = 0
     out_path = warc.with_name(warc.name + ".tmp")
     with open(warc, "rb") as inp, open(out_path, "wb") as out:
-        writer = WARCWriter(out, gzip=True, warc_version=WARC_VERSION)
+        writer = _StreamingWARCWriter(out, gzip=True, warc_version=WARC_VERSION)
         for record in ArchiveIterator(inp):
             snapshot_id = record.rec_headers.get_header(HEADER_REFERS_SNAPSHOT)
             if record.rec_type != "revisit" or not snapshot_id:
@@ -140,21 +215,26 @@ def _make_self_contained(warc: Path, refs: _ReferencedPayloads) -> int:
                 continue
             filename = record.rec_headers.get_header(HEADER_REFERS_FILE) or ""
             check_name(filename)
-            http_headers, payload = refs.response(snapshot_id, filename, record.rec_headers.get_header("WARC-Refers-To"))
-            rebuilt = writer.create_warc_record(
-                record.rec_headers.get_header("WARC-Target-URI"),
-                "response",
-                payload=io.BytesIO(payload),
-                length=len(payload),
-                http_headers=http_headers,
-                warc_headers_dict={
-                    # Same id and date as the revisit, so the request's WARC-Concurrent-To still holds.
-                    "WARC-Record-ID": record.rec_headers.get_header("WARC-Record-ID"),
-                    "WARC-Date": record.rec_headers.get_header("WARC-Date"),
-                    "WARC-Payload-Digest": record.rec_headers.get_header("WARC-Payload-Digest"),
-                },
+            original, original_headers, fh = refs.open_response(
+                snapshot_id, filename, record.rec_headers.get_header("WARC-Refers-To")
             )
-            writer.write_record(rebuilt)
+            with fh:
+                digest = record.rec_headers.get_header("WARC-Payload-Digest") or ""
+                length = int(original.payload_length)
+                rebuilt = writer.create_warc_record(
+                    record.rec_headers.get_header("WARC-Target-URI"),
+                    "response",
+                    payload=_PayloadReader(original.raw_stream, length, digest, (snapshot_id, filename)),
+                    length=length,
+                    http_headers=_revisit_headers(record, original_headers),
+                    warc_headers_dict={
+                        # Same id and date as the revisit, so the request's WARC-Concurrent-To still holds.
+                        "WARC-Record-ID": record.rec_headers.get_header("WARC-Record-ID"),
+                        "WARC-Date": record.rec_headers.get_header("WARC-Date"),
+                        "WARC-Payload-Digest": digest,
+                    },
+                )
+                writer.write_record(rebuilt)
             resolved += 1
     os.replace(out_path, warc)
     return resolved
@@ -172,29 +252,41 @@ def restore_snapshot(
     target = Path(target)
     if target.is_symlink():
         raise UnsafePathError(str(target))
+    created = not target.exists()
     target.mkdir(parents=True, exist_ok=True)
-    # The stored bytes, parsed (self-checksum included) once: what is checked is what gets written.
-    manifest_bytes = store.get_bytes(ref.key(MANIFEST_NAME))
-    manifest = parse_manifest(ref, manifest_bytes)
-    if not manifest.checksummed:
-        log.warning("snapshot %s has an older manifest without its own checksum; its values cannot be verified", ref.snapshot_id)
-    names = [f.name for f in manifest.files] + [MANIFEST_NAME]
-    for name in names:
-        existing = safe_join(target, name)
-        if existing.exists():
-            raise NewsvaultError(f"{existing} already exists; restore into an empty directory")
-    work = Path(tempfile.mkdtemp(prefix=".restore-", dir=target))
+    moved: list[Path] = []
     try:
-        _download_all(store, ref, manifest, work, progress)
-        safe_join(work, MANIFEST_NAME).write_bytes(manifest_bytes)
-        resolved = 0
-        if self_contained and manifest.counts.get("revisits", 0):
-            refs = _ReferencedPayloads(store, ref.site, work / ".refs", progress)
-            for name in manifest.warc_names():
-                resolved += _make_self_contained(safe_join(work, name), refs)
+        # The stored bytes, parsed (self-checksum included) once: what is checked is what gets written.
+        manifest_bytes = store.get_bytes(ref.key(MANIFEST_NAME))
+        manifest = parse_manifest(ref, manifest_bytes)
+        if not manifest.checksummed:
+            log.warning("snapshot %s has an older manifest without its own checksum; its values cannot be verified", ref.snapshot_id)
+        names = [f.name for f in manifest.files] + [MANIFEST_NAME]
         for name in names:
-            os.replace(safe_join(work, name), safe_join(target, name))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            existing = safe_join(target, name)
+            if existing.exists() or existing.is_symlink():
+                raise NewsvaultError(f"{existing} already exists; restore into an empty directory")
+        work = Path(tempfile.mkdtemp(prefix=".restore-", dir=target))
+        try:
+            _download_all(store, ref, manifest, work, progress)
+            safe_join(work, MANIFEST_NAME).write_bytes(manifest_bytes)
+            resolved = 0
+            if self_contained and manifest.counts.get("revisits", 0):
+                refs = _ReferencedPayloads(store, ref.site, work / ".refs", progress)
+                for name in manifest.warc_names():
+                    resolved += _make_self_contained(safe_join(work, name), refs)
+            for name in names:
+                dest = safe_join(target, name)
+                os.replace(safe_join(work, name), dest)
+                moved.append(dest)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        # Nothing half-written stays behind: what was moved in is taken out again.
+        for path in moved:
+            path.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
     log.info("restored %s into %s (%d revisits resolved)", ref.snapshot_id, target, resolved)
-    return RestoreResult(ref.snapshot_id, target, names, resolved, list(manifest.refers_to))
+    return RestoreResult(ref.snapshot_id, target, names, resolved)

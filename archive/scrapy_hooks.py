@@ -8,24 +8,35 @@ through globals.
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import CloseSpider, IgnoreRequest, NotConfigured
 from scrapy.http import Response
+from scrapy.utils.defer import deferred_from_coro
 
+from archive.ids import new_snapshot_id
 from archive.index import DigestIndex
 from archive.staging import Staging
 from archive.warc import request_headers, response_headers
+from newsvault.outcome import snapshot_status
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_ID_STAT = "newsvault/snapshot_id"
 SNAPSHOT_STATUS_STAT = "newsvault/snapshot_status"
+# Set when the snapshot could not be started, written or finalised: the run then fails.
+SNAPSHOT_ERROR_STAT = "newsvault/snapshot_error"
 WRITER_RSS_STAT = "newsvault/snapshot_writer/max_rss_kb"
+# Sent (snapshot_id=, manifest=) once a snapshot is finalised in the spool.
+snapshot_finalised = object()
+# Finish reasons of a crawl stopped by its archiving.
+ARCHIVE_FAILED_REASON = "archive_failed"
+WRITER_FAILED_REASON = "snapshot_writer_failed"
 
 
 def spool_dir_from_settings(settings: Any) -> Path:
@@ -35,7 +46,16 @@ def spool_dir_from_settings(settings: Any) -> Path:
 
 
 class SnapshotExtension:
-    """Opens a staging dir when the spider opens and finalises it into a spool entry when it closes."""
+    """Opens a staging dir when the spider opens and finalises it into a spool entry when it closes.
+
+    A crawl never runs on with archiving off by accident: if the snapshot
+    cannot be started the spider is closed at once (``archive_failed``), and
+    the first failed write closes it too (``snapshot_writer_failed``); either
+    way ``newsvault/snapshot_error`` says why and the run is failed. Only a
+    finalised snapshot lets the run's change-tracking state count (it sends
+    :data:`snapshot_finalised`, see ``pipelines.changes.ChangeStateCommitter``):
+    items that were never archived are never remembered as seen.
+    """
 
     def __init__(
         self,
@@ -46,6 +66,8 @@ class SnapshotExtension:
         warc_max_bytes: int,
         stats: Any = None,
         writer_process: bool = False,
+        snapshot_id: str | None = None,
+        crawler: Crawler | None = None,
     ) -> None:
         self.spool_dir = spool_dir
         self.state_dir = state_dir
@@ -54,7 +76,11 @@ class SnapshotExtension:
         self.warc_max_bytes = warc_max_bytes
         self.stats = stats
         self.writer_process = writer_process
+        # Known before the crawl starts, so the change tracker can file its state under it.
+        self.snapshot_id = snapshot_id or new_snapshot_id()
+        self.crawler = crawler
         self.staging: Staging | None = None
+        self.error: str | None = None
         self._index: DigestIndex | None = None
 
     @classmethod
@@ -69,6 +95,8 @@ class SnapshotExtension:
             warc_max_bytes=settings.getint("NEWSVAULT_WARC_MAX_BYTES"),
             stats=crawler.stats,
             writer_process=settings.getbool("NEWSVAULT_WORKER_PROCESSES", True),
+            snapshot_id=settings.get("NEWSVAULT_SNAPSHOT_ID") or None,
+            crawler=crawler,
         )
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
@@ -83,6 +111,7 @@ class SnapshotExtension:
             kind,
             warc_max_bytes=self.warc_max_bytes,
             index=self._index,
+            snapshot_id=self.snapshot_id,
             previous_snapshot_id=self._index.latest_snapshot(site, kind),
             writer_process=self.writer_process,
         )
@@ -95,19 +124,48 @@ class SnapshotExtension:
         if self.staging is None:
             return
         stats = self.stats.get_stats() if self.stats is not None else {}
-        manifest = self.staging.finalise(finish_reason=finish_reason, stats=stats)
-        if self.stats is not None:
-            self.stats.set_value(SNAPSHOT_STATUS_STAT, manifest.status)
-            recorded = self.staging.recorded
-            if recorded is not None and recorded.max_rss_kb is not None:
-                self.stats.set_value(WRITER_RSS_STAT, recorded.max_rss_kb)
-        if self._index is not None:
-            self._index.close()
-            self._index = None
+        try:
+            try:
+                manifest = self.staging.finalise(
+                    finish_reason=finish_reason, stats=stats, status=snapshot_status(finish_reason, stats)
+                )
+            except Exception as exc:  # noqa: BLE001 - recorded as the run's failure, never hidden
+                self.fail(f"snapshot {self.staging.snapshot_id} could not be finalised: {type(exc).__name__}: {exc}")
+                # Files closed, lock released: the next push salvages what is readable (a partial snapshot).
+                with suppress(Exception):
+                    self.staging.abandon()
+                return
+            if self.stats is not None:
+                self.stats.set_value(SNAPSHOT_STATUS_STAT, manifest.status)
+                recorded = self.staging.recorded
+                if recorded is not None and recorded.max_rss_kb is not None:
+                    self.stats.set_value(WRITER_RSS_STAT, recorded.max_rss_kb)
+            if self.crawler is not None:
+                # Handlers' failures are logged by Scrapy: the snapshot itself is safe in the spool.
+                self.crawler.signals.send_catch_log(signal=snapshot_finalised, snapshot_id=manifest.snapshot_id, manifest=manifest)
+        finally:
+            if self._index is not None:
+                self._index.close()
+                self._index = None
+
+    def fail(self, reason: str, *, close_reason: str | None = None) -> None:
+        """Record why the snapshot is not what the crawl produced, once; optionally stop the crawl."""
+        if self.error is None:
+            self.error = reason
+            log.error("%s", reason)
+            if self.stats is not None:
+                self.stats.set_value(SNAPSHOT_ERROR_STAT, reason)
+        engine = getattr(self.crawler, "engine", None)
+        if close_reason and engine is not None and getattr(engine, "spider", None) is not None:
+            deferred_from_coro(engine.close_spider_async(reason=close_reason))
 
     def spider_opened(self, spider: Spider) -> None:
         site = getattr(spider, "site", None) or spider.name
-        self.open(site, spider.name)
+        try:
+            self.open(site, spider.name)
+        except Exception as exc:
+            self.fail(f"the snapshot could not be started: {type(exc).__name__}: {exc}")
+            raise CloseSpider(ARCHIVE_FAILED_REASON) from exc
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
         self.close(reason)
@@ -144,18 +202,27 @@ class WarcRecorderMiddleware:
 
     def process_response(self, request: Request, response: Response, spider: Spider | None = None) -> Response:
         staging = self.extension.staging
-        if staging is None:
-            return response
+        if staging is None or self.extension.error is not None:
+            # Nothing is recorded, so nothing may be used: a page that is not archived yields no items.
+            raise IgnoreRequest("not archived: " + (self.extension.error or "no snapshot is open"))
         parts = urlsplit(request.url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            self._record(staging, request, response, parts.netloc, target)
+        except OSError as exc:
+            self.extension.fail(f"the snapshot writer failed: {exc}", close_reason=WRITER_FAILED_REASON)
+            raise IgnoreRequest(f"not archived: {exc}") from exc
+        return response
+
+    @staticmethod
+    def _record(staging: Staging, request: Request, response: Response, netloc: str, target: str) -> None:
         staging.record_exchange(
             url=response.url,
             method=request.method,
             request_target=target,
-            request_headers=[("Host", parts.netloc)] + request_headers(request.headers.items()),
+            request_headers=[("Host", netloc)] + request_headers(request.headers.items()),
             request_body=request.body or b"",
             status=response.status,
             response_headers=response_headers(response.headers.items()),
             body=response.body,
         )
-        return response

@@ -7,6 +7,7 @@ uploads are idempotent until the manifest exists).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gzip
 import json
@@ -14,10 +15,10 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,19 +32,29 @@ from archive.manifest import (
     Manifest,
     ManifestError,
     read_manifest,
-    sha256_file,
 )
 from archive.paths import KINDS, SITE_RE
 from archive.progress import transfer_bar
 from archive.staging import DIGESTS_NAME, LOCK_NAME, META_NAME, PARTIAL_SUFFIX, build_manifest
 from archive.stores import SnapshotRef, SnapshotStore
-from newsvault.errors import NewsvaultError, SnapshotExistsError, StoreError, StoreUnreachableError
+from archive.writers import WriterCheck, WriterIdentity
+from newsvault.errors import (
+    NewsvaultError,
+    ObjectExistsError,
+    SnapshotExistsError,
+    SourceChangedError,
+    StoreError,
+    StoreUnreachableError,
+    WriterConflictError,
+)
 
 log = logging.getLogger(__name__)
 
 # waiting: its revisits point at a snapshot not committed in the store yet.
 # busy: another push (or the crawl finishing it) holds the entry's lock.
-PushState = Literal["committed", "already_committed", "failed", "kept", "skipped", "waiting", "busy"]
+# conflict: the store holds this snapshot id (or this site and kind) from another writer;
+# the entry is never uploaded over it and stays where it is.
+PushState = Literal["committed", "already_committed", "failed", "kept", "skipped", "waiting", "busy", "conflict"]
 
 
 @dataclass
@@ -247,43 +258,58 @@ class _Committed:
         self._ids.setdefault(site, set()).add(snapshot_id)
 
 
-def _spool_digests(entry: Path, manifest: Manifest) -> list[tuple[int, str]]:
-    """(size, sha256) of each of the manifest's files as they are in the spool now."""
-    return [sha256_file(entry / item.name) for item in manifest.files]
+def _committed_manifest(store: SnapshotStore, ref: SnapshotRef) -> bytes | None:
+    """The stored manifest of ``ref`` if it is committed, else None."""
+    key = ref.key(MANIFEST_NAME)
+    return store.get_bytes(key) if store.exists(key) else None
 
 
-def _push_locked(store: SnapshotStore, entry: Path, committed: _Committed, progress: bool) -> PushResult:
+def _conflict(result: PushResult, entry: Path, why: str) -> PushResult:
+    result.state = "conflict"
+    result.error = f"{why}; nothing was overwritten and the entry stays in {entry}"
+    log.error("snapshot %s is not pushed: %s", result.snapshot_id, result.error)
+    return result
+
+
+def _push_locked(
+    store: SnapshotStore, entry: Path, committed: _Committed, writers: WriterCheck | None, progress: bool
+) -> PushResult:
     manifest_bytes = (entry / MANIFEST_NAME).read_bytes()
     manifest = Manifest.from_json(manifest_bytes)
     ref = SnapshotRef(snapshot_id=manifest.snapshot_id, site=manifest.site, kind=manifest.kind)
     result = PushResult(site=ref.site, kind=ref.kind, snapshot_id=ref.snapshot_id, state="failed")
-    # Revisits must never point at a record the store may never get: wait for every
-    # referenced snapshot to be committed first.
-    missing = committed.missing(ref.site, manifest.refers_to)
-    if missing:
-        result.state = "waiting"
-        result.error = "waiting for " + ", ".join(missing)
-        return result
-    # A spool file damaged on disk must never be committed: re-hash every file in a
-    # worker thread while the uploads run (sha256 and socket I/O both release the
-    # GIL), and check before the manifest. Data objects without a manifest are no
-    # snapshot, so a mismatch found after the upload still commits nothing.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-hash") as hasher:
-        digests = hasher.submit(_spool_digests, entry, manifest)
-        with transfer_bar(f"upload {ref.snapshot_id}", manifest.total_bytes, enabled=progress) as callback:
-            for item in manifest.files:
-                store.put_file(ref.key(item.name), entry / item.name, callback)
-        for item, got in zip(manifest.files, digests.result(), strict=True):
-            if got != (item.size, item.sha256):
-                raise ManifestError(f"spool file {item.name} of {ref.snapshot_id} no longer matches its manifest")
-    try:
-        store.put_manifest_if_absent(ref.key(MANIFEST_NAME), manifest_bytes)
-        result.state = "committed"
-    except SnapshotExistsError:
-        # A previous push may have died after committing: same manifest means done.
-        if store.get_bytes(ref.key(MANIFEST_NAME)) != manifest_bytes:
-            raise
-        result.state = "already_committed"
+    # Nothing of a committed snapshot is ever written again: look before the first upload.
+    stored = _committed_manifest(store, ref)
+    if stored is not None:
+        if stored != manifest_bytes:
+            return _conflict(result, entry, f"snapshot {ref.snapshot_id} is already committed in {store.url} with "
+                             "other content (a copied state dir or a second host?)")
+        result.state = "already_committed"  # a previous push died after its commit
+    else:
+        if writers is not None:
+            try:
+                writers.check(ref.site, ref.kind)
+            except WriterConflictError as exc:
+                return _conflict(result, entry, str(exc))
+        # Revisits must never point at a record the store may never get: wait for every
+        # referenced snapshot to be committed first.
+        missing = committed.missing(ref.site, manifest.refers_to)
+        if missing:
+            result.state = "waiting"
+            result.error = "waiting for " + ", ".join(missing)
+            return result
+        try:
+            _upload(store, entry, ref, manifest, progress)
+        except ObjectExistsError as exc:
+            return _conflict(result, entry, f"{exc} (another writer uses snapshot id {ref.snapshot_id})")
+        try:
+            store.put_bytes_if_absent(ref.key(MANIFEST_NAME), manifest_bytes)
+            result.state = "committed"
+        except SnapshotExistsError:
+            # Committed meanwhile: by a push of this same entry that died after its commit, or by another writer.
+            if store.get_bytes(ref.key(MANIFEST_NAME)) != manifest_bytes:
+                return _conflict(result, entry, f"snapshot {ref.snapshot_id} was committed by another writer meanwhile")
+            result.state = "already_committed"
     committed.add(ref.site, ref.snapshot_id)
     result.bytes = manifest.total_bytes + len(manifest_bytes)
     # Out of the listing by an atomic rename first, then deleted: a pusher that
@@ -295,24 +321,34 @@ def _push_locked(store: SnapshotStore, entry: Path, committed: _Committed, progr
     return result
 
 
-def push_entry(store: SnapshotStore, entry: Path, *, progress: bool = True) -> PushResult:
-    """Upload one finished entry (data files, then the manifest with If-None-Match), then delete it.
+def _upload(store: SnapshotStore, entry: Path, ref: SnapshotRef, manifest: Manifest, progress: bool) -> None:
+    """Put every data file create-if-absent; the store hashes the bytes it sends against the manifest.
 
-    Holds the entry's lock throughout; returns state ``busy`` if someone else holds
-    it and ``waiting`` while a snapshot its revisits point to is not in the store.
+    A spool file damaged on disk is never committed: its upload fails before
+    the object becomes visible (SourceChangedError), and without every data
+    file there is no manifest, so no snapshot.
     """
-    fd = try_lock(entry)
-    if fd is None:
-        snapshot_id = entry.name.removesuffix(PARTIAL_SUFFIX)
-        return PushResult(entry.parent.parent.name, entry.parent.name, snapshot_id, "busy", error="another push holds it")
-    try:
-        return _push_locked(store, entry, _Committed(store), progress)
-    finally:
-        os.close(fd)
+    with transfer_bar(f"upload {ref.snapshot_id}", manifest.total_bytes, enabled=progress) as callback:
+        for item in manifest.files:
+            try:
+                store.put_file(ref.key(item.name), entry / item.name, callback, sha256=item.sha256)
+            except SourceChangedError as exc:
+                raise ManifestError(f"spool file {item.name} of {ref.snapshot_id} no longer matches its manifest") from exc
 
 
-def push_all(store: SnapshotStore, spool_dir: str | Path, *, progress: bool = True, salvage_partials: bool = True) -> list[PushResult]:
+def push_all(
+    store: SnapshotStore,
+    spool_dir: str | Path,
+    *,
+    progress: bool = True,
+    salvage_partials: bool = True,
+    writer: WriterIdentity | None = None,
+) -> list[PushResult]:
     """Push every finished spool entry, oldest first; salvage ``.partial`` dirs of dead crawls first.
+
+    With ``writer`` (this state dir), an entry of a (site, kind) that another
+    writer registered in the archive is refused (``conflict``), as is one whose
+    snapshot id is already committed with other content: nothing is ever overwritten.
 
     An entry whose revisits point at a snapshot not yet in the store stays
     spooled (``waiting``) until that snapshot is committed; entries are retried
@@ -324,6 +360,7 @@ def push_all(store: SnapshotStore, spool_dir: str | Path, *, progress: bool = Tr
     results: list[PushResult] = []
     unreachable: str | None = None
     committed = _Committed(store)
+    writers = WriterCheck(store, writer) if writer is not None else None
     waiting: list[tuple[str, str, Path, bool]] = []
     pending: list[tuple[str, str, Path, bool]] = []
     for site, kind, entry in list(iter_entries(spool_dir)):
@@ -354,7 +391,7 @@ def push_all(store: SnapshotStore, spool_dir: str | Path, *, progress: bool = Tr
                     results.append(PushResult(site, kind, snapshot_id, "skipped", error=unreachable, salvaged=salvaged))
                     continue
                 try:
-                    result = _push_locked(store, entry, committed, progress)
+                    result = _push_locked(store, entry, committed, writers, progress)
                 except StoreUnreachableError as exc:
                     unreachable = str(exc)
                     result = PushResult(site, kind, snapshot_id, "failed", error=unreachable)
@@ -374,6 +411,7 @@ def push_all(store: SnapshotStore, spool_dir: str | Path, *, progress: bool = Tr
             break
         pending, waiting = waiting, []
     # Whatever still waits after the last pass stays spooled and says for what.
+    spooled_ids = {entry.name.removesuffix(PARTIAL_SUFFIX) for _s, _k, entry in iter_entries(spool_dir)}
     for site, kind, entry, salvaged in waiting:
         snapshot_id = entry.name
         try:
@@ -381,7 +419,13 @@ def push_all(store: SnapshotStore, spool_dir: str | Path, *, progress: bool = Tr
             missing = committed.missing(site, manifest.refers_to)
         except (StoreError, ManifestError, OSError):
             missing = []
-        error = "waiting for " + (", ".join(missing) if missing else "referenced snapshots")
+        gone = [m for m in missing if m not in spooled_ids]
+        if gone:
+            # Nothing will ever commit these: say so instead of waiting in silence.
+            error = (f"its revisits refer to {', '.join(gone)}, which is neither in {store.url} nor waiting "
+                     "in this spool (pruned, or written by another state dir)")
+        else:
+            error = "waiting for " + (", ".join(missing) if missing else "referenced snapshots")
         log.warning("snapshot %s stays spooled: %s", snapshot_id, error)
         results.append(PushResult(site, kind, snapshot_id, "waiting", error=error, salvaged=salvaged))
     return results
@@ -409,6 +453,35 @@ def spooled_references(spool_dir: Path, site: str | None = None) -> dict[str, se
     return found
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """What waits in the spool: finished entries and dirs of dead crawls, their bytes, the oldest's age."""
+
+    entries: int = 0
+    partial: int = 0
+    bytes: int = 0
+    oldest_age_seconds: float | None = None
+
+
+def spool_backlog(spool_dir: str | Path, *, now: float | None = None) -> Backlog:
+    """The spool's backlog; ages come from the snapshot ids (their start times)."""
+    from archive.ids import snapshot_time
+
+    entries = partial = size = 0
+    oldest: float | None = None
+    for _site, _kind, entry in iter_entries(Path(spool_dir)):
+        is_partial = entry.name.endswith(PARTIAL_SUFFIX)
+        partial += is_partial
+        entries += not is_partial
+        for path in entry.iterdir():
+            with contextlib.suppress(OSError):
+                size += path.stat().st_size
+        started = snapshot_time(entry.name.removesuffix(PARTIAL_SUFFIX)).timestamp()
+        oldest = started if oldest is None else min(oldest, started)
+    age = None if oldest is None else max(0.0, (now if now is not None else time.time()) - oldest)
+    return Backlog(entries, partial, size, age)
+
+
 def spooled_entries(spool_dir: str | Path) -> list[tuple[str, str, str, bool]]:
     """(site, kind, snapshot id, is_partial) of everything waiting in the spool."""
     return [
@@ -417,4 +490,4 @@ def spooled_entries(spool_dir: str | Path) -> list[tuple[str, str, str, bool]]:
     ]
 
 
-__all__ = ["PushResult", "push_all", "push_entry", "read_manifest", "salvage", "spooled_entries", "spooled_references", "try_lock"]
+__all__ = ["Backlog", "PushResult", "push_all", "read_manifest", "salvage", "spool_backlog", "spooled_entries", "spooled_references", "try_lock"]

@@ -145,15 +145,21 @@ class Staging:
 
     def abandon(self) -> None:
         """Close the files and release the lock, leaving ``<id>.partial`` for salvage (no manifest, no index)."""
-        self._close_writers()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        try:
+            self._close_writers()
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
-    def finalise(self, *, finish_reason: str, stats: dict[str, Any] | None = None) -> Manifest:
-        """Close the files, write the manifest, rename ``<id>.partial`` to ``<id>``, index the digests."""
+    def finalise(self, *, finish_reason: str, stats: dict[str, Any] | None = None, status: str | None = None) -> Manifest:
+        """Close the files, write the manifest, rename ``<id>.partial`` to ``<id>``, index the digests.
+
+        ``status`` is the run's (newsvault.outcome.snapshot_status); without it,
+        ``complete`` for a crawl that finished, else ``partial``.
+        """
         self._close_writers()
-        status = "complete" if finish_reason == "finished" else "partial"
+        status = status or ("complete" if finish_reason == "finished" else "partial")
         manifest = build_manifest(
             self.dir,
             snapshot_id=self.snapshot_id,

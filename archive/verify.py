@@ -24,15 +24,29 @@ def find_snapshot(store: SnapshotStore, snapshot_id: str, *, site: str | None = 
     return matches[0]
 
 
-def latest_snapshot(store: SnapshotStore, site: str, kind: str | None = None, *, at: datetime | None = None) -> SnapshotRef:
-    """The newest committed snapshot of ``site`` (started at or before ``at`` when given)."""
+def latest_snapshot(
+    store: SnapshotStore, site: str, kind: str | None = None, *, at: datetime | None = None, any_status: bool = False
+) -> SnapshotRef:
+    """The newest complete snapshot of ``site`` (started at or before ``at`` when given).
+
+    Snapshots of failed or partial runs (a site down for a day of hourly runs
+    leaves a row of them) are passed over unless ``any_status``; so are
+    snapshots whose manifest cannot be read.
+    """
     refs = store.list_snapshots(site, kind)
     if at is not None:
         refs = [r for r in refs if snapshot_time(r.snapshot_id) <= at]
-    if not refs:
-        when = f" at or before {at.isoformat()}" if at else ""
-        raise SnapshotNotFoundError(f"no committed snapshot of {site}{'/' + kind if kind else ''}{when} in {store.url}")
-    return max(refs)
+    for ref in sorted(refs, reverse=True):
+        if any_status:
+            return ref
+        try:
+            if load_manifest(store, ref).status == "complete":
+                return ref
+        except IntegrityError:
+            continue
+    when = f" at or before {at.isoformat()}" if at else ""
+    what = "committed" if any_status else "complete"
+    raise SnapshotNotFoundError(f"no {what} snapshot of {site}{'/' + kind if kind else ''}{when} in {store.url}")
 
 
 def load_manifest(store: SnapshotStore, ref: SnapshotRef) -> Manifest:
@@ -50,21 +64,38 @@ def parse_manifest(ref: SnapshotRef, raw: bytes) -> Manifest:
     return manifest
 
 
-def verify_snapshot(store: SnapshotStore, ref: SnapshotRef) -> Manifest:
-    """Stream and re-hash every file; raise IntegrityError naming the first bad one."""
+def verify_snapshot(store: SnapshotStore, ref: SnapshotRef, *, committed_ids: set[str] | None = None) -> Manifest:
+    """Stream and re-hash every file; check every revisit target exists; raise IntegrityError naming the first problem.
+
+    Reads stop one byte past each file's manifest size, so a file that grew
+    (or a link to an endless device) is reported, never read to its end.
+    ``committed_ids`` (the site's committed snapshot ids) saves a listing per snapshot.
+    """
     manifest = load_manifest(store, ref)
     for entry in manifest.files:
         digest = hashlib.sha256()
         size = 0
         try:
             with store.open(ref.key(entry.name)) as stream:
-                while chunk := stream.read(_CHUNK):
+                while size <= entry.size and (chunk := stream.read(min(_CHUNK, entry.size + 1 - size))):
                     digest.update(chunk)
                     size += len(chunk)
         except OSError as exc:
             raise IntegrityError(ref.snapshot_id, entry.name, f"cannot be read: {exc}") from exc
+        if size > entry.size:
+            raise IntegrityError(ref.snapshot_id, entry.name, f"is larger than the manifest's {entry.size} bytes")
         if size != entry.size:
             raise IntegrityError(ref.snapshot_id, entry.name, f"size {size} does not match the manifest's {entry.size}")
         if digest.hexdigest() != entry.sha256:
             raise IntegrityError(ref.snapshot_id, entry.name, "sha256 does not match the manifest")
+    if manifest.refers_to:
+        if committed_ids is None:
+            committed_ids = {r.snapshot_id for r in store.list_snapshots(ref.site)}
+        dangling = [target for target in manifest.refers_to if target not in committed_ids]
+        if dangling:
+            raise IntegrityError(
+                ref.snapshot_id, MANIFEST_NAME,
+                f"its revisit records refer to {', '.join(dangling)}, which is not in the archive "
+                "(a self-contained restore cannot resolve them)",
+            )
     return manifest

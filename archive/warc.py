@@ -226,10 +226,11 @@ class RotatingWarcWriter:
                 warc_headers_dict={"WARC-Payload-Digest": digest},
             )
         else:
-            # No payload and only the status line plus Content-Type: the full
-            # headers and body live in the referenced record.
-            kept = [(k, v) for k, v in response_headers if k.lower() == "content-type"]
-            http = StatusAndHeaders(f"{status} {reason}", kept, protocol="HTTP/1.1")
+            # No payload, but the status line and every header of this response
+            # (WARC 1.1 revisit profile): two responses can share a payload and
+            # differ in what matters (an empty 301 and an empty 302 with their
+            # own Locations); only the payload lives in the referenced record.
+            http = StatusAndHeaders(f"{status} {reason}", response_headers, protocol="HTTP/1.1")
             resp = writer.create_revisit_record(
                 url,
                 digest,

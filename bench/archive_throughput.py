@@ -187,7 +187,7 @@ def measure_round_trips(server: Any, snapshot: Path) -> dict[str, float]:
     for n in range(ROUND_TRIP_SAMPLES):
         # A fresh snapshot id each time: the conditional PUT must create, as a real commit does.
         ref = SnapshotRef(snapshot_id=f"{snapshot_id[:-6]}{n:06d}", site=site, kind=kind)
-        puts.append(timed(lambda ref=ref: store.put_manifest_if_absent(ref.key(MANIFEST_NAME), manifest)))
+        puts.append(timed(lambda ref=ref: store.put_bytes_if_absent(ref.key(MANIFEST_NAME), manifest)))
         gets.append(timed(lambda ref=ref: store.get_bytes(ref.key(MANIFEST_NAME))))
         lists.append(timed(lambda ref=ref: list(store.list_keys(ref.prefix + "/"))))
     return {

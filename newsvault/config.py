@@ -53,6 +53,9 @@ class ArchiveConfig(_Section):
         "when_supported", description="boto3 request_checksum_calculation"
     )
     s3_multipart_threshold_bytes: int = Field(8 * 1024 * 1024, gt=5 * 1024 * 1024 - 1)
+    lock_wait_seconds: float = Field(
+        600, ge=0, description="how long a crawl or push waits for the archive lock while a prune runs"
+    )
 
 
 class StateConfig(_Section):

@@ -48,6 +48,22 @@ class SnapshotExistsError(StoreError):
     """A committed snapshot with this id already exists and must not be overwritten."""
 
 
+class ObjectExistsError(StoreError):
+    """An object already exists under a key with other content; a store never overwrites one."""
+
+
+class SourceChangedError(NewsvaultError, OSError):
+    """A local file about to be stored no longer has the sha256 its manifest records (damaged or changed)."""
+
+
+class ObjectTooLargeError(StoreError):
+    """An object is larger than the reader's bound (a manifest's size, the manifest size limit)."""
+
+
+class UnsafeObjectError(StoreError):
+    """A local archive path is a symlink or not a regular file: it is never followed or read."""
+
+
 class SnapshotNotFoundError(NewsvaultError, LookupError):
     """No committed snapshot matches the requested id, site or time."""
 
@@ -77,3 +93,11 @@ class DaemonLockedError(NewsvaultError, RuntimeError):
         self.state_dir = str(state_dir)
         suffix = f" (held by {holder})" if holder else ""
         super().__init__(f"another newsvault daemon is running on {self.state_dir}{suffix}")
+
+
+class ArchiveLockedError(NewsvaultError, RuntimeError):
+    """The archive lock could not be taken in time (a prune, or crawls, hold it)."""
+
+
+class WriterConflictError(NewsvaultError, RuntimeError):
+    """Another state directory or host already writes this site and kind into the archive."""

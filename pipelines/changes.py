@@ -9,14 +9,15 @@ and dropped.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from scrapy import signals
-from scrapy.exceptions import DropItem
+from scrapy.exceptions import DropItem, NotConfigured
 
-from pipelines.state import StateStore, open_state_store
+from pipelines.state import StateStore, apply_run, open_state_store
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,12 @@ def thread_fingerprint(item: dict[str, Any]) -> str:
 
 
 class ChangeTrackingPipeline:
-    """Compare items with the state store and record what this run saw."""
+    """Compare items with the state store and record what this run saw.
+
+    With ``run`` (the snapshot id) what it records waits for the snapshot to be
+    finalised (:class:`ChangeStateCommitter`); a ``dry_run`` (no archive)
+    compares and then forgets, so the state keeps describing the archive.
+    """
 
     def __init__(
         self,
@@ -39,20 +45,28 @@ class ChangeTrackingPipeline:
         state_dir: str | Path | None = None,
         store: StateStore | None = None,
         stats: Any = None,
-        store_factory: Callable[[str | Path], StateStore] = open_state_store,
+        run: str | None = None,
+        dry_run: bool = False,
+        store_factory: Callable[..., StateStore] = open_state_store,
     ) -> None:
         if store is None and state_dir is None:
             raise ValueError("ChangeTrackingPipeline needs a state_dir or a store")
         self.state_dir = state_dir
         self.store = store
         self.stats = stats
+        self.run = run or (f"dry-{uuid.uuid4().hex}" if dry_run else None)
+        self.dry_run = dry_run
         self._store_factory = store_factory
         self._removed_urls: list[str] = []
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ChangeTrackingPipeline:
+        settings = crawler.settings
         pipeline = cls(
-            state_dir=crawler.settings.get("NEWSVAULT_STATE_DIR") or "var", stats=crawler.stats
+            state_dir=settings.get("NEWSVAULT_STATE_DIR") or "var",
+            stats=crawler.stats,
+            run=settings.get("NEWSVAULT_SNAPSHOT_ID") or None,
+            dry_run=not settings.getbool("NEWSVAULT_ARCHIVE_ENABLED", True),
         )
         # Flush at idle so the spider's recheck of known URLs sees this run's writes.
         crawler.signals.connect(pipeline.flush, signal=signals.spider_idle)
@@ -61,12 +75,16 @@ class ChangeTrackingPipeline:
     def open_spider(self) -> None:
         if self.store is None:
             assert self.state_dir is not None
-            self.store = self._store_factory(self.state_dir)
+            self.store = self._store_factory(self.state_dir, run=self.run)
 
     def close_spider(self) -> None:
         if self.store is not None:
-            self.store.close()
-            self.store = None
+            store, self.store = self.store, None
+            try:
+                if self.dry_run and self.run:
+                    store.discard_run(self.run)
+            finally:
+                store.close()
 
     def flush(self) -> None:
         if self.store is not None:
@@ -141,3 +159,29 @@ class ChangeTrackingPipeline:
     def _inc(self, key: str) -> None:
         if self.stats is not None:
             self.stats.inc_value(f"{STATS_PREFIX}/{key}")
+
+
+class ChangeStateCommitter:
+    """Extension: once the run's snapshot is finalised, its change-tracking writes become the state.
+
+    Runs in the crawl's process, after every item stage has closed (the
+    stages flush their writes when the spider closes, before the snapshot is
+    finalised), whether the stages run in a worker process or not.
+    """
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.state_dir = state_dir
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> ChangeStateCommitter:
+        from archive.scrapy_hooks import snapshot_finalised
+
+        if not crawler.settings.getbool("NEWSVAULT_ARCHIVE_ENABLED", True):
+            raise NotConfigured("no archive: a dry run never changes the state")
+        committer = cls(crawler.settings.get("NEWSVAULT_STATE_DIR") or "var")
+        crawler.signals.connect(committer.snapshot_finalised, signal=snapshot_finalised)
+        return committer
+
+    def snapshot_finalised(self, snapshot_id: str, manifest: Any = None) -> None:
+        apply_run(self.state_dir, snapshot_id)
+        logger.debug("change-tracking state of snapshot %s applied", snapshot_id)

@@ -6,8 +6,9 @@ from typing import Any
 
 from itemadapter import ItemAdapter
 from scrapy.crawler import Crawler
+from scrapy.exceptions import DropItem
 
-from archive.scrapy_hooks import SnapshotExtension, require_extension
+from archive.scrapy_hooks import WRITER_FAILED_REASON, SnapshotExtension, require_extension
 
 
 class SnapshotItemsPipeline:
@@ -22,8 +23,14 @@ class SnapshotItemsPipeline:
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         staging = self.extension.staging
-        if staging is not None:
+        if staging is None or self.extension.error is not None:
+            # An item that is not archived is not passed on as if it were.
+            raise DropItem("not archived: " + (self.extension.error or "no snapshot is open"))
+        try:
             # Clean items are plain dicts of JSON values already; only other
             # item types need itemadapter's (recursive, costly) conversion.
             staging.write_item(item if type(item) is dict else ItemAdapter(item).asdict())
+        except OSError as exc:
+            self.extension.fail(f"the snapshot writer failed: {exc}", close_reason=WRITER_FAILED_REASON)
+            raise DropItem(f"not archived: {exc}") from exc
         return item

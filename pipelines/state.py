@@ -4,6 +4,15 @@ Writes are buffered in memory and flushed in one short transaction (every
 ``batch_size`` writes, on ``commit()`` and on ``close()``), so two crawls of one
 site (articles and discussions) can share the database: neither holds the write
 lock for longer than one flush. Reads see the buffered writes.
+
+The state must describe what the archive holds: an article remembered as seen
+but never archived would be "unchanged" in every later run, a version lost for
+good. So a crawl's writes are filed under its run (the snapshot id) in
+``pending_*`` tables, which its own reads see, and only :func:`apply_run`,
+called once the run's snapshot is finalised, moves them into the state every
+run compares with. A run whose snapshot failed, a dry run (``--no-archive``)
+and a killed crawl leave the state as it was. A store opened without a run
+(tools, tests) writes through directly.
 """
 
 from __future__ import annotations
@@ -12,8 +21,11 @@ import json
 import logging
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
+
+from newsvault.sqlite import connect_wal
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +61,48 @@ CREATE TABLE IF NOT EXISTS threads (
     last_seen TEXT NOT NULL,
     PRIMARY KEY (site, thread_url)
 );
+CREATE TABLE IF NOT EXISTS pending_articles (
+    run TEXT NOT NULL,
+    site TEXT NOT NULL,
+    canonical_url TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    volatile TEXT NOT NULL,
+    PRIMARY KEY (run, site, canonical_url)
+);
+CREATE TABLE IF NOT EXISTS pending_counters (
+    run TEXT NOT NULL,
+    site TEXT NOT NULL,
+    canonical_url TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    volatile TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_counters_run ON pending_counters (run);
+CREATE TABLE IF NOT EXISTS pending_threads (
+    run TEXT NOT NULL,
+    site TEXT NOT NULL,
+    thread_url TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    PRIMARY KEY (run, site, thread_url)
+);
+CREATE TABLE IF NOT EXISTS pending_removals (
+    run TEXT NOT NULL,
+    site TEXT NOT NULL,
+    canonical_url TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (run, site, canonical_url)
+);
 """
+
+# A run's pending rows older than this (by the time in its snapshot id) belong
+# to a crawl that died: they are dropped when another run is applied.
+STALE_PENDING_DAYS = 7
+_DIRECT_RUN = ""
+_PENDING_TABLES = ("pending_articles", "pending_counters", "pending_threads", "pending_removals")
 
 
 @dataclass(frozen=True)
@@ -96,30 +149,50 @@ class StateStore(Protocol):
 
     def commit(self) -> None: ...
 
+    def discard_run(self, run: str) -> None: ...
+
     def close(self) -> None: ...
 
 
 class SQLiteStateStore:
-    """StateStore in one SQLite file (WAL, busy timeout, batched flushes)."""
+    """StateStore in one SQLite file (WAL, busy timeout, batched flushes), writes filed under ``run``.
 
-    def __init__(self, path: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    With ``run`` (the crawl's snapshot id) writes wait in the pending tables
+    until :func:`apply_run`; without, they go straight into the state.
+    """
+
+    def __init__(self, path: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE, run: str | None = None) -> None:
         self.path = Path(path)
         self.batch_size = batch_size
-        self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.executescript(_SCHEMA)
+        self.run = run or _DIRECT_RUN
+        self._conn = connect_wal(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                                 synchronous="NORMAL", schema=_SCHEMA)
         self._articles: dict[tuple[str, str], ArticleState] = {}
         self._counters: list[tuple[str, str, str, str]] = []
         self._threads: dict[tuple[str, str], ThreadState] = {}
+        self._removals: dict[tuple[str, str], tuple[int, str]] = {}
         self._pending = 0
 
     # --- articles ----------------------------------------------------------
     def article_state(self, site: str, canonical_url: str) -> ArticleState | None:
-        buffered = self._articles.get((site, canonical_url))
-        if buffered is not None:
-            return buffered
+        key = (site, canonical_url)
+        state = self._articles.get(key)
+        if state is None:
+            state = self._stored_article(site, canonical_url)
+        if state is not None and not state.removed and (key in self._removals or self._pending_removal(site, canonical_url)):
+            state = ArticleState(state.content_hash, state.first_seen, state.last_seen, state.volatile, True)
+        return state
+
+    def _stored_article(self, site: str, canonical_url: str) -> ArticleState | None:
+        """This run's flushed state of the article, else the state earlier runs left."""
+        if self.run:
+            row = self._conn.execute(
+                "SELECT content_hash, first_seen, last_seen, volatile FROM pending_articles"
+                " WHERE run = ? AND site = ? AND canonical_url = ?",
+                (self.run, site, canonical_url),
+            ).fetchone()
+            if row is not None:
+                return ArticleState(row[0], row[1], row[2], json.loads(row[3]), False)
         row = self._conn.execute(
             "SELECT content_hash, first_seen, last_seen, volatile, removed_at FROM articles"
             " WHERE site = ? AND canonical_url = ?",
@@ -128,6 +201,15 @@ class SQLiteStateStore:
         if row is None:
             return None
         return ArticleState(row[0], row[1], row[2], json.loads(row[3]), row[4] is not None)
+
+    def _pending_removal(self, site: str, canonical_url: str) -> bool:
+        if not self.run:
+            return False
+        row = self._conn.execute(
+            "SELECT 1 FROM pending_removals WHERE run = ? AND site = ? AND canonical_url = ?",
+            (self.run, site, canonical_url),
+        ).fetchone()
+        return row is not None
 
     def record_article(
         self,
@@ -142,6 +224,7 @@ class SQLiteStateStore:
         self._articles[(site, canonical_url)] = ArticleState(
             content_hash, first_seen, seen_at, dict(volatile), False
         )
+        self._removals.pop((site, canonical_url), None)
         # Counters are history, not identity: every sighting is kept.
         self._counters.append((site, canonical_url, seen_at, json.dumps(volatile, sort_keys=True)))
         self._wrote()
@@ -158,11 +241,8 @@ class SQLiteStateStore:
         state = self.article_state(site, canonical_url)
         if state is None or state.removed:
             return False
-        self.commit()
-        self._conn.execute(
-            "UPDATE articles SET removed_at = ?, removed_status = ? WHERE site = ? AND canonical_url = ?",
-            (seen_at, int(status), site, canonical_url),
-        )
+        self._removals[(site, canonical_url)] = (int(status), seen_at)
+        self._wrote()
         return True
 
     # --- threads -------------------------------------------------------------
@@ -170,6 +250,13 @@ class SQLiteStateStore:
         buffered = self._threads.get((site, thread_url))
         if buffered is not None:
             return buffered
+        if self.run:
+            row = self._conn.execute(
+                "SELECT fingerprint, first_seen, last_seen FROM pending_threads WHERE run = ? AND site = ? AND thread_url = ?",
+                (self.run, site, thread_url),
+            ).fetchone()
+            if row is not None:
+                return ThreadState(*row)
         row = self._conn.execute(
             "SELECT fingerprint, first_seen, last_seen FROM threads WHERE site = ? AND thread_url = ?",
             (site, thread_url),
@@ -184,45 +271,40 @@ class SQLiteStateStore:
 
     # --- lifecycle -----------------------------------------------------------
     def commit(self) -> None:
-        """Flush buffered writes in one transaction."""
+        """Flush buffered writes in one transaction (into this run's pending rows, or the state itself)."""
         if not self._pending:
             return
         with self._transaction():
-            self._conn.executemany(
-                "INSERT INTO articles (site, canonical_url, content_hash, first_seen, last_seen, volatile)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, canonical_url) DO UPDATE SET"
-                " content_hash = excluded.content_hash, first_seen = excluded.first_seen,"
-                " last_seen = excluded.last_seen, volatile = excluded.volatile,"
-                " removed_at = NULL, removed_status = NULL",
-                [
-                    (
-                        site,
-                        url,
-                        s.content_hash,
-                        s.first_seen,
-                        s.last_seen,
-                        json.dumps(s.volatile, sort_keys=True),
-                    )
-                    for (site, url), s in self._articles.items()
-                ],
-            )
-            self._conn.executemany(
-                "INSERT INTO article_counters (site, canonical_url, seen_at, volatile) VALUES (?, ?, ?, ?)",
-                self._counters,
-            )
-            self._conn.executemany(
-                "INSERT INTO threads (site, thread_url, fingerprint, first_seen, last_seen)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, thread_url) DO UPDATE SET"
-                " fingerprint = excluded.fingerprint, last_seen = excluded.last_seen",
-                [
-                    (site, url, s.fingerprint, s.first_seen, s.last_seen)
-                    for (site, url), s in self._threads.items()
-                ],
-            )
+            _flush_pending(self._conn, self.run, self._articles, self._counters, self._threads, self._removals)
+            if not self.run:
+                _apply_pending(self._conn, _DIRECT_RUN)
         self._articles.clear()
         self._counters.clear()
         self._threads.clear()
+        self._removals.clear()
         self._pending = 0
+
+    def apply_run(self, run: str) -> None:
+        """Make a finalised run's writes the state later runs compare with; drop stale runs' leftovers."""
+        self.commit()
+        cutoff = datetime.now(UTC) - timedelta(days=STALE_PENDING_DAYS)
+        with self._transaction():
+            _apply_pending(self._conn, run)
+            runs = self._conn.execute(" UNION ".join(f"SELECT run FROM {t}" for t in _PENDING_TABLES)).fetchall()
+            for (other,) in runs:
+                started = _run_time(other)
+                if started is not None and started < cutoff:
+                    _discard_pending(self._conn, other)
+
+    def discard_run(self, run: str) -> None:
+        """Forget a run's writes (a dry run, or one whose snapshot was never written)."""
+        self._articles.clear()
+        self._counters.clear()
+        self._threads.clear()
+        self._removals.clear()
+        self._pending = 0
+        with self._transaction():
+            _discard_pending(self._conn, run)
 
     def close(self) -> None:
         try:
@@ -255,9 +337,98 @@ class _Transaction:
 
 
 def open_state_store(
-    state_dir: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE
+    state_dir: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE, run: str | None = None
 ) -> SQLiteStateStore:
     """Open (creating the directory and file if needed) the store at ``<state_dir>/state.sqlite``."""
     directory = Path(state_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    return SQLiteStateStore(directory / STATE_FILE, batch_size=batch_size)
+    return SQLiteStateStore(directory / STATE_FILE, batch_size=batch_size, run=run)
+
+
+def apply_run(state_dir: str | Path, run: str) -> None:
+    """Apply the change-tracking writes of ``run`` once its snapshot is finalised (see the module doc)."""
+    store = open_state_store(state_dir)
+    try:
+        store.apply_run(run)
+    finally:
+        store.close()
+
+
+def _run_time(run: str) -> datetime | None:
+    from archive.ids import is_snapshot_id, snapshot_time
+
+    return snapshot_time(run) if is_snapshot_id(run) else None
+
+
+def _flush_pending(
+    conn: sqlite3.Connection,
+    run: str,
+    articles: dict[tuple[str, str], ArticleState],
+    counters: list[tuple[str, str, str, str]],
+    threads: dict[tuple[str, str], ThreadState],
+    removals: dict[tuple[str, str], tuple[int, str]],
+) -> None:
+    conn.executemany(
+        "INSERT INTO pending_articles (run, site, canonical_url, content_hash, first_seen, last_seen, volatile)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run, site, canonical_url) DO UPDATE SET"
+        " content_hash = excluded.content_hash, first_seen = excluded.first_seen,"
+        " last_seen = excluded.last_seen, volatile = excluded.volatile",
+        [(run, site, url, s.content_hash, s.first_seen, s.last_seen, json.dumps(s.volatile, sort_keys=True))
+         for (site, url), s in articles.items()],
+    )
+    conn.executemany(
+        "DELETE FROM pending_removals WHERE run = ? AND site = ? AND canonical_url = ?",
+        [(run, site, url) for site, url in articles],
+    )
+    conn.executemany(
+        "INSERT INTO pending_counters (run, site, canonical_url, seen_at, volatile) VALUES (?, ?, ?, ?, ?)",
+        [(run, *row) for row in counters],
+    )
+    conn.executemany(
+        "INSERT INTO pending_threads (run, site, thread_url, fingerprint, first_seen, last_seen)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run, site, thread_url) DO UPDATE SET"
+        " fingerprint = excluded.fingerprint, last_seen = excluded.last_seen",
+        [(run, site, url, s.fingerprint, s.first_seen, s.last_seen) for (site, url), s in threads.items()],
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO pending_removals (run, site, canonical_url, status, seen_at) VALUES (?, ?, ?, ?, ?)",
+        [(run, site, url, status, seen_at) for (site, url), (status, seen_at) in removals.items()],
+    )
+
+
+def _apply_pending(conn: sqlite3.Connection, run: str) -> None:
+    """Move ``run``'s pending rows into the state (inside the caller's transaction)."""
+    conn.execute(
+        "INSERT INTO articles (site, canonical_url, content_hash, first_seen, last_seen, volatile)"
+        " SELECT site, canonical_url, content_hash, first_seen, last_seen, volatile FROM pending_articles"
+        " WHERE run = ? ON CONFLICT (site, canonical_url) DO UPDATE SET"
+        " content_hash = excluded.content_hash, first_seen = excluded.first_seen,"
+        " last_seen = excluded.last_seen, volatile = excluded.volatile,"
+        " removed_at = NULL, removed_status = NULL",
+        (run,),
+    )
+    conn.execute(
+        "INSERT INTO article_counters (site, canonical_url, seen_at, volatile)"
+        " SELECT site, canonical_url, seen_at, volatile FROM pending_counters WHERE run = ?",
+        (run,),
+    )
+    conn.execute(
+        "INSERT INTO threads (site, thread_url, fingerprint, first_seen, last_seen)"
+        " SELECT site, thread_url, fingerprint, first_seen, last_seen FROM pending_threads"
+        " WHERE run = ? ON CONFLICT (site, thread_url) DO UPDATE SET"
+        " fingerprint = excluded.fingerprint, last_seen = excluded.last_seen",
+        (run,),
+    )
+    conn.execute(
+        "UPDATE articles SET (removed_at, removed_status) = (SELECT p.seen_at, p.status FROM pending_removals p"
+        " WHERE p.run = ? AND p.site = articles.site AND p.canonical_url = articles.canonical_url)"
+        " WHERE EXISTS (SELECT 1 FROM pending_removals p WHERE p.run = ? AND p.site = articles.site"
+        " AND p.canonical_url = articles.canonical_url)",
+        (run, run),
+    )
+    _discard_pending(conn, run)
+
+
+def _discard_pending(conn: sqlite3.Connection, run: str) -> None:
+    for table in _PENDING_TABLES:
+        conn.execute(f"DELETE FROM {table} WHERE run = ?", (run,))

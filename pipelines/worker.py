@@ -48,6 +48,7 @@ from scrapy.utils.misc import load_object
 from twisted.internet.interfaces import IReadDescriptor
 from zope.interface import implementer
 
+from archive.scrapy_hooks import find_extension
 from newsvault.processes import become_worker, start_worker, stop_worker
 
 log = logging.getLogger(__name__)
@@ -343,10 +344,18 @@ class ItemWorkerPipeline:
         crawler.signals.connect(pipeline.spider_idle, signal=signals.spider_idle)
         return pipeline
 
+    def _stage_settings(self) -> dict[str, Any]:
+        """The crawl's settings, plus the snapshot id the change tracker files its writes under."""
+        settings = self.crawler.settings.copy_to_dict()
+        extension = find_extension(self.crawler)
+        if extension is not None and not settings.get("NEWSVAULT_SNAPSHOT_ID"):
+            settings["NEWSVAULT_SNAPSHOT_ID"] = extension.snapshot_id
+        return settings
+
     def _child_settings(self) -> dict[str, Any]:
         """The NEWSVAULT_* settings the stages read, if marshal can carry them."""
         values = {}
-        for key, value in self.crawler.settings.copy_to_dict().items():
+        for key, value in self._stage_settings().items():
             if not key.startswith("NEWSVAULT_"):
                 continue
             with contextlib.suppress(ValueError):
@@ -359,7 +368,7 @@ class ItemWorkerPipeline:
         profile = spider.profile
         site, kind = spider.site, spider.name
         if not self.in_child:
-            self._stages = Stages(self.paths, self.crawler.settings.copy_to_dict(), profile, site, kind)
+            self._stages = Stages(self.paths, self._stage_settings(), profile, site, kind)
             return
         data = {
             "data": profile.model_dump(mode="json", exclude={"path"}),

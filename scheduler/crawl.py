@@ -6,6 +6,7 @@ and the tests call it through `python -m scheduler crawl` in a child process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -18,15 +19,19 @@ from typing import Any, Literal
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
+from archive.ids import new_snapshot_id
+from archive.scrapy_hooks import SNAPSHOT_ERROR_STAT, find_extension
+from archive.session import ArchiveSession, SnapshotOutcome, SnapshotState
 from newsvault.config import Config
+from newsvault.errors import ArchiveLockedError, WriterConflictError
+from newsvault.outcome import COMPLETE_REASONS, failure_reason
+from scheduler.history import mark_snapshots_committed
 from spiders.profile import SiteProfile, find_profile
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["articles", "discussions"]
 KINDS: tuple[Kind, ...] = ("articles", "discussions")
-# Finish reasons that mean the crawl ran to its natural end.
-_COMPLETE_REASONS = {"finished"}
 
 
 @dataclass
@@ -42,7 +47,11 @@ class CrawlSummary:
     errors: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
     snapshot_id: str | None = None
-    snapshot_state: Literal["committed", "spooled"] | None = None
+    # What the store and the spool say (archive.session): committed, spooled
+    # (waiting for the store), unfinished (never finalised; the next push salvages it).
+    snapshot_state: SnapshotState | None = None
+    # Bytes of the snapshot as committed (data files and manifest); None until the store holds it.
+    archived_bytes: int | None = None
     error: str | None = None
     output: str | None = None
 
@@ -155,41 +164,6 @@ def _spider_class(kind: str) -> type:
     raise ValueError(f"unknown crawl kind {kind!r} (use articles or discussions)")
 
 
-def _failure_reason(stats: dict[str, Any], pages: int) -> str | None:
-    """A one-line reason when the crawl could not do its job, else None."""
-    started_ok = stats.get("newsvault/start_urls/ok", 0)
-    started_failed = stats.get("newsvault/start_urls/failed", 0)
-    if started_failed and not started_ok:
-        first = stats.get("newsvault/start_urls/first_error", "")
-        return f"every start URL failed ({started_failed}); first: {first}".strip()
-    if pages == 0:
-        errors = sorted(k.rsplit("/", 1)[-1] for k in stats if k.startswith("downloader/exception_type_count/"))
-        detail = f" ({', '.join(errors)})" if errors else ""
-        return f"no page could be fetched{detail}"
-    return None
-
-
-def _push_spool(
-    config: Config, settings: Settings, site: str, kind: str, snapshot_id: str | None
-) -> Literal["committed", "spooled"] | None:
-    """Upload finished snapshots; returns "committed", "spooled" or None when no snapshot was made."""
-    try:
-        from archive.spool import push_all
-        from archive.stores import open_store
-    except ImportError:
-        log.warning("archive push not available in this build; snapshots stay in %s", config.spool_dir)
-        return "spooled" if snapshot_id else None
-    try:
-        store = open_store(config.archive.url, settings)
-        push_all(store, config.spool_dir)
-    except Exception as exc:  # noqa: BLE001 - any store failure keeps the snapshot spooled for the next push
-        log.warning("could not push snapshots to the archive (%s); they stay spooled", type(exc).__name__)
-    if snapshot_id is None:
-        return None
-    still_spooled = (config.spool_dir / site / kind / snapshot_id).exists()
-    return "spooled" if still_spooled else "committed"
-
-
 def run_crawl(
     config: Config,
     site: str | SiteProfile,
@@ -202,6 +176,10 @@ def run_crawl(
 ) -> CrawlSummary:
     """Run one crawl of ``site`` in this process and return its summary.
 
+    With ``archive``, the whole crawl and its push hold the archive lock
+    shared (a prune waits), the writer of (site, kind) is checked first, and
+    the summary's snapshot state is what the store confirms. A run whose
+    snapshot could not be written is failed, never ok.
     Raises ProfileError/UnknownSiteError before anything runs when the profile is bad.
     """
     profile = site if isinstance(site, SiteProfile) else find_profile(site, config.sites_dir)
@@ -213,7 +191,40 @@ def run_crawl(
     scrapy_settings = build_settings(config, profile, output=output, archive=archive, settings=settings)
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
+    if not archive:
+        return _summarise(profile.name, kind, _run_scrapy(config, profile, kind, spider_cls, scrapy_settings, start_urls), output)
 
+    snapshot_id = new_snapshot_id()
+    scrapy_settings.set("NEWSVAULT_SNAPSHOT_ID", snapshot_id, priority="cmdline")
+    try:
+        session = ArchiveSession(
+            config.archive.url, state_dir=config.state_dir, spool_dir=config.spool_dir, settings=scrapy_settings,
+            lock_wait_seconds=config.archive.lock_wait_seconds,
+        )
+        with session:
+            session.preflight(profile.name, kind)
+            crawler = _run_scrapy(config, profile, kind, spider_cls, scrapy_settings, start_urls)
+            _abandon_unfinished(crawler)
+            results = session.push()
+            outcome = session.outcome(profile.name, kind, snapshot_id, results)
+    except (ArchiveLockedError, WriterConflictError) as exc:
+        # Refused before anything was fetched: nothing to archive, nothing lost.
+        return CrawlSummary(site=profile.name, kind=kind, status="failed", finish_reason=None, error=str(exc),
+                            output=str(output) if output else None)
+    mark_snapshots_committed(config.state_dir, [r.snapshot_id for r in results if r.ok])
+    summary = _summarise(profile.name, kind, crawler, output)
+    summary.snapshot_id = snapshot_id
+    summary.snapshot_state = outcome.state
+    summary.archived_bytes = outcome.bytes
+    _judge_archive(summary, outcome)
+    return summary
+
+
+def _run_scrapy(
+    config: Config, profile: SiteProfile, kind: str, spider_cls: type, scrapy_settings: Settings,
+    start_urls: list[str] | None,
+) -> Any:
+    """One CrawlerProcess run to its end; returns the crawler (its stats and extensions)."""
     # The CLI installed the root handler; Scrapy adding its own would print
     # every line twice and reset the root logger to DEBUG.
     scrapy_settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
@@ -229,36 +240,58 @@ def run_crawl(
     finally:
         if frontier is not None:
             shutil.rmtree(frontier, ignore_errors=True)
+    return crawler
 
+
+def _abandon_unfinished(crawler: Any) -> None:
+    """A crawl stopped hard (Ctrl-C twice) never finalised its snapshot: close its files so the push salvages it."""
+    extension = find_extension(crawler)
+    staging = extension.staging if extension is not None else None
+    if staging is None or staging.manifest is not None:
+        return
+    log.warning("the crawl stopped before snapshot %s was finalised; it is salvaged as a partial snapshot", staging.snapshot_id)
+    with contextlib.suppress(Exception):
+        staging.abandon()
+
+
+def _summarise(site: str, kind: str, crawler: Any, output: str | Path | None) -> CrawlSummary:
     stats = _json_safe(crawler.stats.get_stats() if crawler.stats else {})
     finish_reason = stats.get("finish_reason")
-    pages = int(stats.get("response_received_count", 0))
-    items = int(stats.get("item_scraped_count", 0))
-    errors = int(stats.get("log_count/ERROR", 0))
-    failure = _failure_reason(stats, pages)
+    failure = failure_reason(stats)
     if failure:
         status: Literal["ok", "failed", "partial"] = "failed"
-    elif finish_reason not in _COMPLETE_REASONS:
+    elif finish_reason not in COMPLETE_REASONS:
         status = "partial"
         failure = f"crawl closed early: {finish_reason}"
     else:
         status = "ok"
-
-    snapshot_id = stats.get("newsvault/snapshot_id")
-    snapshot_state = None
-    if archive:
-        snapshot_state = _push_spool(config, scrapy_settings, profile.name, kind, snapshot_id)
     return CrawlSummary(
-        site=profile.name,
+        site=site,
         kind=kind,
         status=status,
         finish_reason=finish_reason,
-        pages=pages,
-        items=items,
-        errors=errors,
+        pages=int(stats.get("response_received_count", 0)),
+        items=int(stats.get("item_scraped_count", 0)),
+        errors=int(stats.get("log_count/ERROR", 0)),
         stats=stats,
-        snapshot_id=snapshot_id,
-        snapshot_state=snapshot_state,
         error=failure,
         output=str(output) if output else None,
     )
+
+
+def _judge_archive(summary: CrawlSummary, outcome: SnapshotOutcome) -> None:
+    """The run is only as good as what the archive holds of it."""
+    archive_error = summary.stats.get(SNAPSHOT_ERROR_STAT)
+    if archive_error:
+        summary.status = "failed"
+        summary.error = f"{archive_error} (snapshot {outcome.state or 'not written'})"
+    elif outcome.state in (None, "unfinished"):
+        # Interrupted before it was finalised: what was written is salvaged as partial by the next push.
+        summary.status = "failed" if outcome.state is None else "partial"
+        summary.error = f"snapshot {summary.snapshot_id} {outcome.note or 'was not finalised'}"
+    elif outcome.conflict:
+        summary.status = "failed"
+        summary.error = outcome.note
+    elif outcome.state == "spooled" and summary.status != "failed":
+        # The crawl did its job and its snapshot is safe in the spool, but the archive does not hold it yet.
+        summary.error = summary.error or f"snapshot spooled, not in the archive yet: {outcome.note}"

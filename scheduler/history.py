@@ -17,11 +17,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-TRIGGERS = ("scheduled", "manual", "missed")
-FINAL_STATUSES = ("ok", "failed", "timeout", "missed", "skipped-overlap")
-STATUSES = ("running", *FINAL_STATUSES)
+from newsvault.sqlite import connect_wal
+
+# partial: the crawl stopped early (or was interrupted) and its snapshot says partial.
+FINAL_STATUSES = ("ok", "partial", "failed", "timeout", "missed", "skipped-overlap")
 INTERRUPTED_ERROR = "daemon stopped during the run"
 
 _SCHEMA = """
@@ -99,22 +100,6 @@ class RunRecord:
         return (end - start).total_seconds() if start and end else None
 
 
-class RunHistory(Protocol):
-    """What the daemon, the CLI and the metrics need from a run history."""
-
-    def start_run(self, record: RunRecord) -> None: ...
-    def finish_run(self, run_id: str, *, status: str, counts: dict[str, int] | None = None,
-                   snapshot_id: str | None = None, snapshot_state: str | None = None,
-                   error: str | None = None) -> None: ...
-    def record(self, record: RunRecord) -> None: ...
-    def get(self, run_id: str) -> RunRecord | None: ...
-    def list_runs(self, *, site: str | None = None, job_id: str | None = None,
-                  limit: int | None = 50) -> list[RunRecord]: ...
-    def last_runs(self) -> dict[str, RunRecord]: ...
-    def recover_interrupted(self) -> list[RunRecord]: ...
-    def close(self) -> None: ...
-
-
 def _process_alive(pid: int | None, started: float | None) -> bool:
     """True if ``pid`` still names the process that wrote the row (pids are reused)."""
     if not pid:
@@ -148,11 +133,9 @@ class SQLiteRunHistory:
         self._lock = threading.Lock()
         # One connection shared under a lock: the daemon's job threads write
         # rarely, and SQLite serialises writers anyway.
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+        self._conn = connect_wal(self.path, check_same_thread=False, isolation_level=None,
+                                 synchronous="NORMAL", schema=_SCHEMA)
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
         self._owner = (os.getpid(), _own_start_time())
 
     @contextmanager
@@ -259,6 +242,17 @@ class SQLiteRunHistory:
             ).fetchall()
         return [_to_record(r) for r in rows]
 
+    def mark_committed(self, snapshot_ids: list[str]) -> int:
+        """Record that spooled snapshots are now committed (a later push took them); returns rows changed."""
+        if not snapshot_ids:
+            return 0
+        with self._tx() as conn:
+            marks = ",".join("?" * len(snapshot_ids))
+            cur = conn.execute(
+                f"UPDATE runs SET snapshot_state='committed' WHERE snapshot_id IN ({marks})"
+                " AND COALESCE(snapshot_state, '') != 'committed'", snapshot_ids)
+        return cur.rowcount
+
     def recover_interrupted(self) -> list[RunRecord]:
         """Mark rows left ``running`` by a process that is gone as failed; return them."""
         with self._lock:
@@ -287,3 +281,14 @@ def _to_record(row: sqlite3.Row) -> RunRecord:
 def open_history(state_dir: str | Path) -> SQLiteRunHistory:
     """The run history of a state directory."""
     return SQLiteRunHistory(Path(state_dir) / "history.sqlite")
+
+
+def mark_snapshots_committed(state_dir: str | Path, snapshot_ids: list[str]) -> None:
+    """Runs whose snapshots a push just committed say so (they were recorded spooled); no history, nothing to do."""
+    if not snapshot_ids or not (Path(state_dir) / "history.sqlite").exists():
+        return
+    history = open_history(state_dir)
+    try:
+        history.mark_committed(snapshot_ids)
+    finally:
+        history.close()

@@ -184,8 +184,8 @@ def _run(
             status, error = "timeout", f"timed out after {crawl_timeout}s"
         elif result.terminated:
             status, error = "failed", SHUTDOWN_ERROR
-        elif result.returncode == 0 and summary.get("status", "ok") in ("ok", "partial"):
-            status = "ok"
+        elif result.returncode == 0 and summary.get("status") in ("ok", "partial"):
+            status = str(summary["status"])
         else:
             status = "failed"
             if not error:
@@ -249,8 +249,7 @@ def summary_counts(summary: dict[str, Any]) -> dict[str, int]:
         last = key.rsplit("/", 1)[-1]
         if last in _CHANGE_KEYS and last not in counts:
             counts[last] = value
-        elif last.endswith("bytes") and "archive" in key and "bytes" not in counts:
-            counts["bytes"] = value
-    if "bytes" not in counts and isinstance(stats.get("downloader/response_bytes"), int):
-        counts["bytes"] = stats["downloader/response_bytes"]
+    # Bytes the archive holds of this run's snapshot (0 until committed), never bytes downloaded.
+    if isinstance(summary.get("archived_bytes"), int):
+        counts["bytes"] = summary["archived_bytes"]
     return counts

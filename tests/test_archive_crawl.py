@@ -149,8 +149,8 @@ def test_store_outage_spools_then_push_commits(newsvault_cli: NewsvaultRunner, s
         from archive.stores import open_store
         store = open_store(sys.argv[1])
         real_put = store.put_file
-        def put_then_die(key, path, progress=None):
-            real_put(key, path, progress)
+        def put_then_die(key, path, progress=None, **kwargs):
+            real_put(key, path, progress, **kwargs)
             os.kill(os.getpid(), signal.SIGKILL)
         store.put_file = put_then_die
         push_all(store, sys.argv[2], progress=False)
@@ -262,7 +262,7 @@ def test_crawl_killed_during_upload_is_completed_by_push(tmp_path: Path, sample_
         try:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and proc.poll() is None:
-                keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_server.bucket, Prefix=f"{prefix}/").get("Contents", [])]
+                keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_server.bucket, Prefix=f"{prefix}/snapshots/").get("Contents", [])]
                 if keys and not any(k.endswith("/manifest.json") for k in keys):
                     proc.send_signal(signal.SIGKILL)
                     killed = True

@@ -69,7 +69,7 @@ def store_with(client: StandInClient, monkeypatch: pytest.MonkeyPatch) -> S3Stor
 def test_broken_stream_resumes_and_the_file_is_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = os.urandom(3_000_000)
     client = StandInClient(data, breaks=2)
-    got = store_with(client, monkeypatch).get_file_hashed("k", tmp_path / "f", size_hint=len(data))
+    got = store_with(client, monkeypatch).get_file_hashed("k", tmp_path / "f", expected_size=len(data))
     assert got == FileDigest(len(data), hashlib.sha256(data).hexdigest())
     assert (tmp_path / "f").read_bytes() == data
     assert len(client.requests) == 3
@@ -81,5 +81,5 @@ def test_broken_stream_resumes_and_the_file_is_whole(tmp_path: Path, monkeypatch
 def test_a_stream_that_keeps_breaking_fails_after_the_attempts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     client = StandInClient(os.urandom(500_000), breaks=10)
     with pytest.raises(StoreError, match="download k"):
-        store_with(client, monkeypatch).get_file_hashed("k", tmp_path / "f", size_hint=500_000)
+        store_with(client, monkeypatch).get_file_hashed("k", tmp_path / "f", expected_size=500_000)
     assert len(client.requests) == 3

@@ -17,6 +17,10 @@ from newsvault.errors import SnapshotExistsError, StoreError, StoreUnreachableEr
 REF = SnapshotRef(snapshot_id="20261125T063012Z-3f9a1c", site="sample", kind="articles")
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 @pytest.fixture
 def s3_env(s3_server, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """boto3's own chain picks the endpoint and credentials up from these variables."""
@@ -39,7 +43,7 @@ def test_put_get_roundtrip_with_progress(store: SnapshotStore, tmp_path: Path) -
     payload = bytes(range(256)) * 4000
     src.write_bytes(payload)
     seen: list[int] = []
-    store.put_file(REF.key("items.jsonl.gz"), src, seen.append)
+    store.put_file(REF.key("items.jsonl.gz"), src, seen.append, sha256=_sha256(src))
     assert sum(seen) == len(payload)
     assert store.exists(REF.key("items.jsonl.gz"))
     assert store.get_bytes(REF.key("items.jsonl.gz")) == payload
@@ -54,7 +58,7 @@ def test_multipart_upload_above_threshold(store: SnapshotStore, tmp_path: Path) 
     src = tmp_path / "big.bin"
     payload = (uuid.uuid4().bytes * 1024) * 400  # ~6.5 MB, above the 5 MB threshold
     src.write_bytes(payload)
-    store.put_file(REF.key("pages-00000.warc.gz"), src)
+    store.put_file(REF.key("pages-00000.warc.gz"), src, sha256=_sha256(src))
     assert store.get_bytes(REF.key("pages-00000.warc.gz")) == payload
 
 
@@ -65,17 +69,17 @@ def test_get_file_hashed_returns_size_and_sha256_of_what_it_wrote(store: Snapsho
     payload = os.urandom(2 * 8 * 1024 * 1024 + 123_457)
     src = tmp_path / "big.warc.gz"
     src.write_bytes(payload)
-    store.put_file(REF.key("pages-00000.warc.gz"), src)
+    store.put_file(REF.key("pages-00000.warc.gz"), src, sha256=_sha256(src))
     seen: list[int] = []
     dest = tmp_path / "back.warc.gz"
     # With the size known (as restore knows it), S3 reads a file this small as one stream.
-    got = store.get_file_hashed(REF.key("pages-00000.warc.gz"), dest, seen.append, size_hint=len(payload) if hinted else None)
+    got = store.get_file_hashed(REF.key("pages-00000.warc.gz"), dest, seen.append, expected_size=len(payload) if hinted else None)
     assert got == FileDigest(size=len(payload), sha256=hashlib.sha256(payload).hexdigest())
     assert dest.read_bytes() == payload
     assert sum(seen) == len(payload)
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
-    store.put_file(REF.key("items.jsonl.gz"), empty)
+    store.put_file(REF.key("items.jsonl.gz"), empty, sha256=_sha256(empty))
     assert store.get_file_hashed(REF.key("items.jsonl.gz"), tmp_path / "empty.back") == FileDigest(0, hashlib.sha256(b"").hexdigest())
 
 
@@ -102,11 +106,11 @@ def test_hashing_writer_is_not_seekable_and_hashes_in_write_order(tmp_path: Path
 def test_manifest_is_committed_once_and_listed(store: SnapshotStore, tmp_path: Path) -> None:
     src = tmp_path / "x"
     src.write_bytes(b"x")
-    store.put_file(REF.key("items.jsonl.gz"), src)
+    store.put_file(REF.key("items.jsonl.gz"), src, sha256=_sha256(src))
     assert store.list_snapshots() == []  # data without a manifest is not a snapshot
-    store.put_manifest_if_absent(REF.key("manifest.json"), b'{"first": true}')
+    store.put_bytes_if_absent(REF.key("manifest.json"), b'{"first": true}')
     with pytest.raises(SnapshotExistsError):
-        store.put_manifest_if_absent(REF.key("manifest.json"), b'{"second": true}')
+        store.put_bytes_if_absent(REF.key("manifest.json"), b'{"second": true}')
     assert store.get_bytes(REF.key("manifest.json")) == b'{"first": true}'
     assert store.list_snapshots() == [REF]
     assert store.list_snapshots("sample", "articles") == [REF]
@@ -117,7 +121,7 @@ def test_manifest_is_committed_once_and_listed(store: SnapshotStore, tmp_path: P
 def test_delete_and_missing(store: SnapshotStore, tmp_path: Path) -> None:
     src = tmp_path / "x"
     src.write_bytes(b"abc")
-    store.put_file(REF.key("items.jsonl.gz"), src)
+    store.put_file(REF.key("items.jsonl.gz"), src, sha256=_sha256(src))
     store.delete([REF.key("items.jsonl.gz"), REF.key("nothing-here")])
     assert not store.exists(REF.key("items.jsonl.gz"))
     with pytest.raises(StoreError):
@@ -174,12 +178,12 @@ def test_wrong_secret_upload_and_download_map_to_store_errors(s3_server, monkeyp
     good = open_store(s3_server.archive_url(f"denied-{uuid.uuid4().hex[:8]}"))
     src = tmp_path / "x"
     src.write_bytes(b"payload")
-    good.put_file(REF.key("items.jsonl.gz"), src)
+    good.put_file(REF.key("items.jsonl.gz"), src, sha256=_sha256(src))
     wrong = "WrongSecretKey-" + uuid.uuid4().hex
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
     denied = open_store(good.url)
     with pytest.raises(StoreUnreachableError, match="access denied: check AWS credentials") as up:
-        denied.put_file(REF.key("pages-00000.warc.gz"), src)
+        denied.put_file(REF.key("pages-00000.warc.gz"), src, sha256=_sha256(src))
     with pytest.raises(StoreUnreachableError, match="access denied: check AWS credentials") as down:
         denied.get_file_hashed(REF.key("items.jsonl.gz"), tmp_path / "back")
     for exc in (up.value, down.value):

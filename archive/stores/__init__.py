@@ -11,10 +11,13 @@ from typing import Any, BinaryIO, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from archive.ids import is_snapshot_id
-from archive.manifest import MANIFEST_NAME
+from archive.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES
 from archive.paths import KINDS, SITE_RE
+from newsvault.errors import ObjectTooLargeError, SourceChangedError
 
 SNAPSHOTS_PREFIX = "snapshots"
+# Small objects read whole (manifests, writer markers): the bound keeps a hostile one from filling memory.
+MAX_SMALL_OBJECT_BYTES = MAX_MANIFEST_BYTES
 Progress = Callable[[int], None]
 
 
@@ -47,16 +50,21 @@ class HashingWriter:
 
     Non-seekable on purpose: s3transfer then hands ranged parts over in order
     (its non-seekable download path), so the digest covers the file exactly as
-    written, in the same pass as the download.
+    written, in the same pass as the download. With ``max_bytes`` a write past
+    that size raises ObjectTooLargeError: a reader never takes more than the
+    manifest says a file holds.
     """
 
-    def __init__(self, out: BinaryIO, progress: Progress | None = None) -> None:
+    def __init__(self, out: BinaryIO, progress: Progress | None = None, *, max_bytes: int | None = None) -> None:
         self._out = out
         self._progress = progress
         self._digest = hashlib.sha256()
+        self._max_bytes = max_bytes
         self.size = 0
 
     def write(self, data: bytes) -> int:
+        if self._max_bytes is not None and self.size + len(data) > self._max_bytes:
+            raise ObjectTooLargeError(f"object is larger than the expected {self._max_bytes} bytes")
         # hashlib releases the GIL on large buffers, so this overlaps the other parts' socket reads.
         self._digest.update(data)
         self._out.write(data)
@@ -75,6 +83,20 @@ class HashingWriter:
         return FileDigest(size=self.size, sha256=self._digest.hexdigest())
 
 
+def check_digest(key: str, got: str, expected: str) -> None:
+    """Refuse to make an object visible whose bytes are not the ones the caller vouched for."""
+    if got != expected:
+        raise SourceChangedError(f"{key}: the file's bytes no longer match its sha256 {expected[:12]}...; nothing was stored")
+
+
+def read_bounded(stream: BinaryIO, max_bytes: int, what: str) -> bytes:
+    """The whole of ``stream``, refusing more than ``max_bytes`` (reads at most one byte past it)."""
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ObjectTooLargeError(f"{what} is larger than {max_bytes} bytes")
+    return bytes(data)
+
+
 def parse_manifest_key(key: str) -> SnapshotRef | None:
     """The snapshot a ``.../manifest.json`` key belongs to, or None for anything else."""
     parts = key.split("/")
@@ -88,26 +110,41 @@ def parse_manifest_key(key: str) -> SnapshotRef | None:
 
 @runtime_checkable
 class SnapshotStore(Protocol):
-    """What the archive needs from a place to keep snapshots; keys are relative POSIX paths."""
+    """What the archive needs from a place to keep snapshots; keys are relative POSIX paths.
+
+    Write-once: no method overwrites an object, except ``replace_bytes`` for the
+    writer markers outside ``snapshots/``.
+    """
 
     url: str
 
-    def put_file(self, key: str, path: Path, progress: Progress | None = None) -> None:
-        """Upload ``path`` to ``key`` (overwriting: data files are idempotent until committed)."""
+    def put_file(self, key: str, path: Path, progress: Progress | None = None, *, sha256: str) -> None:
+        """Create ``key`` from ``path`` unless it exists, if the bytes sent have ``sha256``.
 
-    def put_manifest_if_absent(self, key: str, data: bytes) -> None:
+        The bytes are hashed as they are sent; if they do not match (the file
+        was damaged or changed) nothing becomes visible and SourceChangedError
+        is raised. An existing object of the same size and ``sha256`` counts as
+        written: a push that died mid-upload is retried. Any other existing
+        object raises ObjectExistsError and is left as it is.
+        """
+
+    def put_bytes_if_absent(self, key: str, data: bytes) -> None:
         """Create ``key`` only if it does not exist; raise SnapshotExistsError otherwise."""
 
-    def get_bytes(self, key: str) -> bytes:
-        """The whole object (for small ones like manifests)."""
+    def replace_bytes(self, key: str, data: bytes) -> None:
+        """Write ``key`` whether or not it exists (writer markers only, never a snapshot's object)."""
+
+    def get_bytes(self, key: str, *, max_bytes: int = MAX_SMALL_OBJECT_BYTES) -> bytes:
+        """The whole object (small ones: manifests, markers); ObjectTooLargeError past ``max_bytes``."""
 
     def get_file_hashed(
-        self, key: str, dest: Path, progress: Progress | None = None, size_hint: int | None = None
+        self, key: str, dest: Path, progress: Progress | None = None, *, expected_size: int | None = None
     ) -> FileDigest:
         """Download ``key`` into the file ``dest`` and return the size and sha256 of the bytes written.
 
         One pass: the digest is computed as the bytes are written, never by reading ``dest`` back.
-        ``size_hint`` (the size the caller expects) lets a store pick how to download.
+        With ``expected_size`` (the manifest's) nothing past that size is read:
+        a larger object raises ObjectTooLargeError.
         """
 
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
@@ -119,7 +156,7 @@ class SnapshotStore(Protocol):
         """(key, size) of every object under ``prefix``."""
 
     def delete(self, keys: list[str]) -> None:
-        """Delete objects; missing ones are ignored."""
+        """Delete objects; missing ones are ignored, any other failure raises StoreError."""
 
     def list_snapshots(self, site: str | None = None, kind: str | None = None) -> list[SnapshotRef]:
         """Committed snapshots (those with a manifest), oldest first."""

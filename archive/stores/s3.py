@@ -7,8 +7,11 @@ or put in an error message.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, closing
 from functools import partial
 from pathlib import Path
@@ -32,19 +35,29 @@ from s3transfer.exceptions import RetriesExceededError as TransferRetriesExceede
 from s3transfer.exceptions import S3DownloadFailedError, S3UploadFailedError
 
 from archive.stores import (
+    MAX_SMALL_OBJECT_BYTES,
     SNAPSHOTS_PREFIX,
     FileDigest,
     HashingWriter,
     Progress,
     SnapshotRef,
+    check_digest,
     parse_manifest_key,
+    read_bounded,
 )
-from newsvault.errors import SnapshotExistsError, StoreError, StoreUnreachableError
+from newsvault.errors import (
+    ObjectExistsError,
+    SnapshotExistsError,
+    StoreError,
+    StoreUnreachableError,
+)
 
 log = logging.getLogger(__name__)
 
-# boto3's default part size; parts upload concurrently.
+# boto3's default part size and concurrency; parts upload in parallel: a part as
+# large as the threshold would serialise every file below twice the threshold.
 MULTIPART_CHUNK_BYTES = 8 * 1024 * 1024
+MULTIPART_CONCURRENCY = 10
 # Objects up to this size are downloaded as one stream and hashed as they are
 # read: one stream fills a LAN link and costs less CPU than boto3's parallel
 # ranged GETs (whose parts must be reordered before they can be hashed).
@@ -68,6 +81,16 @@ _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 # exceptions; they must take the same path as a plain client call.
 _WRAPPER_ERRORS = (Boto3Error, TransferRetriesExceededError, S3UploadFailedError, S3DownloadFailedError)
 _BOTO_ERRORS = (BotoCoreError, ClientError, *_WRAPPER_ERRORS)
+
+
+def _is_precondition_failure(exc: StoreError) -> bool:
+    """True when the store refused a create-if-absent because the key exists."""
+    cause = exc.__cause__
+    if not isinstance(cause, ClientError):
+        return False
+    code = str(cause.response.get("Error", {}).get("Code", ""))
+    status = str(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+    return code in _EXISTS_CODES or status in ("412", "409")
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -110,8 +133,9 @@ class S3Store:
             response_checksum_validation="when_required",
         )
         self._client = boto3.session.Session().client("s3", config=config)
-        # Parts of boto3's default size, sent in parallel: a part as large as
-        # the threshold would serialise every file below twice the threshold.
+        self._checksums = checksums
+        self._multipart_threshold = multipart_threshold
+        # Downloads of large objects keep boto3's parallel ranged GETs.
         self._transfer = TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=MULTIPART_CHUNK_BYTES)
 
     # --- helpers ------------------------------------------------------------
@@ -149,15 +173,104 @@ class S3Store:
         return StoreError(f"{self.url}: {what} failed: {type(exc).__name__}")
 
     # --- protocol -----------------------------------------------------------
-    def put_file(self, key: str, path: Path, progress: Progress | None = None) -> None:
+    def put_file(self, key: str, path: Path, progress: Progress | None = None, *, sha256: str) -> None:
+        """Create-if-absent (``If-None-Match: *``), one PUT below the threshold, parallel parts above.
+
+        boto3's transfer manager can neither send ``If-None-Match`` nor hash what
+        it sends, so uploads are done here. The file is read once, in order, and
+        hashed as read: the object becomes visible (the PUT, or the
+        CompleteMultipartUpload) only if those very bytes have ``sha256``, and
+        its metadata then says so truthfully.
+        """
+        size = path.stat().st_size
+        try:
+            if size < self._multipart_threshold:
+                self._put_single(key, path, sha256, progress)
+            else:
+                self._put_multipart(key, path, sha256, progress)
+        except StoreError as exc:
+            if not _is_precondition_failure(exc):
+                raise
+            self._check_same_object(key, size, sha256)
+
+    def _put_single(self, key: str, path: Path, sha256: str, progress: Progress | None) -> None:
+        body = path.read_bytes()
+        check_digest(key, hashlib.sha256(body).hexdigest(), sha256)
         self._call(
             f"upload {key}",
-            lambda: self._client.upload_file(
-                str(path), self.bucket, self._key(key), Config=self._transfer, Callback=progress
+            lambda: self._client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=body, IfNoneMatch="*", Metadata={"sha256": sha256}
             ),
         )
+        if progress:
+            progress(len(body))
 
-    def put_manifest_if_absent(self, key: str, data: bytes) -> None:
+    def _put_multipart(self, key: str, path: Path, sha256: str, progress: Progress | None) -> None:
+        extra: dict[str, str] = {"ChecksumAlgorithm": "CRC32"} if self._checksums == "when_supported" else {}
+        created = self._call(
+            f"upload {key}",
+            lambda: self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=self._key(key), Metadata={"sha256": sha256}, **extra
+            ),
+        )
+        upload_id = created["UploadId"]
+
+        def upload_part(number: int, body: bytes) -> dict[str, Any]:
+            response = self._call(
+                f"upload {key}",
+                partial(
+                    self._client.upload_part,
+                    Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, PartNumber=number, Body=body, **extra,
+                ),
+            )
+            if progress:
+                progress(len(body))
+            part = {"ETag": response["ETag"], "PartNumber": number}
+            if "ChecksumCRC32" in response:
+                part["ChecksumCRC32"] = response["ChecksumCRC32"]
+            return part
+
+        try:
+            digest = hashlib.sha256()
+            futures: list[Future[dict[str, Any]]] = []
+            with (
+                ThreadPoolExecutor(max_workers=MULTIPART_CONCURRENCY, thread_name_prefix="s3-part") as pool,
+                open(path, "rb") as fh,
+            ):
+                # Read and hash in order on this thread; parts go up in parallel, at most
+                # MULTIPART_CONCURRENCY (plus one being read) in memory at once.
+                in_flight = threading.BoundedSemaphore(MULTIPART_CONCURRENCY)
+                while body := fh.read(MULTIPART_CHUNK_BYTES):
+                    digest.update(body)
+                    in_flight.acquire()
+                    future = pool.submit(upload_part, len(futures) + 1, body)
+                    future.add_done_callback(lambda _f: in_flight.release())
+                    futures.append(future)
+                parts = [f.result() for f in futures]
+            check_digest(key, digest.hexdigest(), sha256)
+            self._call(
+                f"upload {key}",
+                lambda: self._client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=self._key(key), UploadId=upload_id,
+                    MultipartUpload={"Parts": parts}, IfNoneMatch="*",
+                ),
+            )
+        except BaseException:
+            # Parts of an upload never completed are invisible but kept (and billed): abort it.
+            try:
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id)
+            except _BOTO_ERRORS:
+                log.debug("could not abort multipart upload of %s", key)
+            raise
+
+    def _check_same_object(self, key: str, size: int, sha256: str) -> None:
+        """After a refused create: the same bytes (our own earlier upload) are fine, anything else is a conflict."""
+        head = self._call(f"check {key}", lambda: self._client.head_object(Bucket=self.bucket, Key=self._key(key)))
+        stored = (int(head.get("ContentLength", -1)), str(head.get("Metadata", {}).get("sha256", "")))
+        if stored != (size, sha256):
+            raise ObjectExistsError(f"{key} already exists in {self.url} with other content; it is never overwritten")
+
+    def put_bytes_if_absent(self, key: str, data: bytes) -> None:
         try:
             self._call(
                 f"commit {key}",
@@ -166,40 +279,42 @@ class S3Store:
                 ),
             )
         except StoreError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ClientError):
-                code = str(cause.response.get("Error", {}).get("Code", ""))
-                status = str(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-                if code in _EXISTS_CODES or status in ("412", "409"):
-                    raise SnapshotExistsError(
-                        f"{key} already exists; a committed snapshot is never overwritten"
-                    ) from cause
+            if _is_precondition_failure(exc):
+                raise SnapshotExistsError(f"{key} already exists; a committed snapshot is never overwritten") from exc.__cause__
             raise
 
-    def get_bytes(self, key: str) -> bytes:
+    def replace_bytes(self, key: str, data: bytes) -> None:
+        if key.split("/", 1)[0] == SNAPSHOTS_PREFIX:
+            raise ValueError("snapshot objects are never replaced")
+        self._call(
+            f"write {key}",
+            lambda: self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType="application/json"),
+        )
+
+    def get_bytes(self, key: str, *, max_bytes: int = MAX_SMALL_OBJECT_BYTES) -> bytes:
         def fetch() -> bytes:
             body = self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
             with closing(body):
-                return cast(bytes, body.read())
+                return read_bounded(cast(BinaryIO, body), max_bytes, key)
 
         return self._call(f"read {key}", fetch)
 
     def get_file_hashed(
-        self, key: str, dest: Path, progress: Progress | None = None, size_hint: int | None = None
+        self, key: str, dest: Path, progress: Progress | None = None, *, expected_size: int | None = None
     ) -> FileDigest:
-        if size_hint is not None and size_hint <= STREAM_DOWNLOAD_MAX_BYTES:
-            return self._stream_hashed(key, dest, progress)
+        if expected_size is not None and expected_size <= STREAM_DOWNLOAD_MAX_BYTES:
+            return self._stream_hashed(key, dest, progress, expected_size)
         # download_fileobj with a non-seekable sink keeps the parallel ranged GETs
         # (s3transfer reorders the parts and writes them in order on its one IO thread).
         with open(dest, "wb") as out:
-            writer = HashingWriter(out, progress)
+            writer = HashingWriter(out, progress, max_bytes=expected_size)
             self._call(
                 f"download {key}",
                 lambda: self._client.download_fileobj(self.bucket, self._key(key), writer, Config=self._transfer),
             )
         return writer.result()
 
-    def _stream_hashed(self, key: str, dest: Path, progress: Progress | None) -> FileDigest:
+    def _stream_hashed(self, key: str, dest: Path, progress: Progress | None, expected_size: int) -> FileDigest:
         """One GET read to the end, hashed as read; an interrupted read resumes where it stopped.
 
         The resumed GET asks for the rest of the same object version
@@ -207,7 +322,7 @@ class S3Store:
         and its digest are one object's bytes or the download fails.
         """
         with open(dest, "wb") as out:
-            writer = HashingWriter(out, progress)
+            writer = HashingWriter(out, progress, max_bytes=expected_size)
             etag: str | None = None
             for attempt in range(1, self.max_attempts + 1):
                 request: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
@@ -261,7 +376,15 @@ class S3Store:
             def delete_batch(batch: list[dict[str, str]] = batch) -> Any:
                 return self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
-            self._call("delete", delete_batch)
+            response = self._call("delete", delete_batch)
+            # DeleteObjects answers 200 even when keys fail; each failure is listed in Errors.
+            errors = [e for e in response.get("Errors", []) if e.get("Code") not in _MISSING_CODES]
+            if errors:
+                first = errors[0]
+                raise StoreError(
+                    f"{self.url}: delete failed for {len(errors)} of {len(batch)} keys "
+                    f"(first: {str(first.get('Key', ''))[len(self.prefix) + 1 if self.prefix else 0:]}: {first.get('Code', '?')})"
+                )
 
     def list_snapshots(self, site: str | None = None, kind: str | None = None) -> list[SnapshotRef]:
         prefix = SNAPSHOTS_PREFIX + "/"

@@ -1,4 +1,4 @@
-"""Archive commands: `snapshots`, `show`, `verify`, `restore`, `prune`, `push`."""
+"""Archive commands: `snapshots`, `show`, `verify`, `restore`, `prune`, `push`, `claim`."""
 
 from __future__ import annotations
 
@@ -10,14 +10,18 @@ from typing import Any
 
 from archive.ids import snapshot_time
 from archive.index import DigestIndex
-from archive.prune import prune
+from archive.locks import archive_lock
+from archive.prune import DEFAULT_LOCK_WAIT_SECONDS, prune
 from archive.restore import restore_snapshot
-from archive.spool import push_all, spooled_entries
+from archive.session import ArchiveSession
+from archive.spool import spooled_entries
 from archive.stores import SnapshotStore, open_store
 from archive.verify import find_snapshot, latest_snapshot, load_manifest, verify_snapshot
+from archive.writers import WriterIdentity, claim
 from newsvault.config import Config
-from newsvault.errors import IntegrityError, NewsvaultError
+from newsvault.errors import IntegrityError, NewsvaultError, StoreError
 from scheduler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, archive_option, config_from_args
+from scheduler.history import mark_snapshots_committed
 
 KIND_CHOICES = ("articles", "discussions")
 
@@ -55,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     restore.add_argument("--kind", choices=KIND_CHOICES, help="crawl kind for --latest/--at (default: any)")
     restore.add_argument("--to", required=True, metavar="DIR", help="target directory (created; files are written only inside it)")
     restore.add_argument("--self-contained", action="store_true", help="resolve revisit records so the WARC stands alone")
+    restore.add_argument("--any-status", action="store_true",
+                         help="--latest/--at may pick a partial or failed snapshot (default: complete ones only)")
     restore.set_defaults(handler=cmd_restore)
 
     prune_p = add("prune", "delete old snapshots, keeping what the rules and revisit references need", "newsvault prune sample --keep-last 3 --keep-daily 7 --keep-weekly 4 --dry-run")
@@ -63,10 +69,21 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     prune_p.add_argument("--keep-daily", type=int, default=0, metavar="N")
     prune_p.add_argument("--keep-weekly", type=int, default=0, metavar="N")
     prune_p.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
+    prune_p.add_argument("--any-status", action="store_true",
+                         help="the rules count partial and failed snapshots too (default: complete ones only)")
+    prune_p.add_argument("--wait", type=float, default=DEFAULT_LOCK_WAIT_SECONDS, metavar="SECONDS",
+                         help=f"wait this long for running crawls and pushes (default {DEFAULT_LOCK_WAIT_SECONDS:g})")
     prune_p.set_defaults(handler=cmd_prune)
 
     push = add("push", "upload snapshots waiting in the local spool", "newsvault push")
     push.set_defaults(handler=cmd_push)
+
+    claim_p = add("claim", "make this state dir the writer of a site in the archive (when the old writer is gone)",
+                  "newsvault claim sample --kind articles")
+    claim_p.add_argument("site", metavar="SITE")
+    claim_p.add_argument("--kind", choices=KIND_CHOICES, action="append",
+                         help="only this crawl kind (repeatable; default: both)")
+    claim_p.set_defaults(handler=cmd_claim)
 
 
 # --- helpers -------------------------------------------------------------------
@@ -94,10 +111,10 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
     for ref in store.list_snapshots(args.site, args.kind):
         try:
             manifest = load_manifest(store, ref)
-        except IntegrityError as exc:
+        except (IntegrityError, StoreError) as exc:
             # One damaged manifest must not hide the rest of the archive; verify says more.
             rows.append({"snapshot_id": ref.snapshot_id, "site": ref.site, "kind": ref.kind, "status": "damaged",
-                         "state": "committed", "error": f"{exc.filename}: {exc.problem}"})
+                         "state": "committed", "error": str(exc)})
             continue
         rows.append(
             {
@@ -142,13 +159,21 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     store = _store(config_from_args(args))
     refs = store.list_snapshots() if args.all else [find_snapshot(store, args.snapshot_id)]
+    committed: dict[str, set[str]] = {}
+    for ref in refs:
+        committed.setdefault(ref.site, set()).add(ref.snapshot_id)
     failed = 0
     for ref in refs:
         try:
-            manifest = verify_snapshot(store, ref)
+            ids = committed[ref.site] if args.all else None
+            manifest = verify_snapshot(store, ref, committed_ids=ids)
         except IntegrityError as exc:
             failed += 1
             print(f"FAILED {ref.snapshot_id}: {exc.filename}: {exc.problem}", file=sys.stderr)
+            continue
+        except StoreError as exc:  # unreadable objects (a link, a device) fail this snapshot, not the run
+            failed += 1
+            print(f"FAILED {ref.snapshot_id}: {exc}", file=sys.stderr)
             continue
         # Older manifests carry no checksum of their own: their files check out, their values cannot.
         note = "" if manifest.checksummed else "; unverifiable-manifest: no manifest_sha256 (older format)"
@@ -164,12 +189,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.snapshot_id:
         ref = find_snapshot(store, args.snapshot_id)
     elif args.latest:
-        ref = latest_snapshot(store, args.latest, args.kind)
+        ref = latest_snapshot(store, args.latest, args.kind, any_status=args.any_status)
     else:
         if not args.site:
             print("newsvault: error: --at needs --site", file=sys.stderr)
             return EXIT_USAGE
-        ref = latest_snapshot(store, args.site, args.kind, at=_parse_time(args.at))
+        ref = latest_snapshot(store, args.site, args.kind, at=_parse_time(args.at), any_status=args.any_status)
     result = restore_snapshot(store, ref, args.to, self_contained=args.self_contained, progress=_progress())
     extra = f", {result.resolved_revisits} revisits resolved" if args.self_contained else ""
     print(f"restored {ref.snapshot_id} ({ref.site}/{ref.kind}, started {snapshot_time(ref.snapshot_id).isoformat()}) into {result.target}{extra}")
@@ -182,28 +207,35 @@ def cmd_prune(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     config = config_from_args(args)
     store = _store(config)
-    plan = prune(
-        store, site=args.site, keep_last=args.keep_last, keep_daily=args.keep_daily, keep_weekly=args.keep_weekly, dry_run=args.dry_run,
-        spool_dir=config.spool_dir,
-    )
+    index = DigestIndex.in_state_dir(config.state_dir, config.archive.url)
+    try:
+        plan = prune(
+            store, site=args.site, keep_last=args.keep_last, keep_daily=args.keep_daily, keep_weekly=args.keep_weekly,
+            dry_run=args.dry_run, spool_dir=config.spool_dir, index=index,
+            lock=archive_lock(config.archive.url, config.state_dir), lock_wait_seconds=args.wait,
+            any_status=args.any_status,
+        )
+    finally:
+        index.close()
     verb = "would delete" if args.dry_run else "deleted"
     for ref in plan.delete:
         print(f"{verb} {ref.snapshot_id} ({ref.site}/{ref.kind})")
     for ref in plan.protected:
-        print(f"kept {ref.snapshot_id} ({ref.site}/{ref.kind}): later snapshots' revisit records (committed or spooled) point to it")
+        print(f"kept {ref.snapshot_id} ({ref.site}/{ref.kind}): later snapshots' revisit records (committed or spooled) "
+              "point to it, or an unreadable manifest might")
+    for ref, why in plan.damaged.items():
+        print(f"kept {ref.snapshot_id} ({ref.site}/{ref.kind}): its manifest cannot be read ({why})", file=sys.stderr)
     print(f"{len(plan.keep)} kept, {len(plan.delete)} {verb}")
-    if not args.dry_run and plan.delete:
-        index = DigestIndex.in_state_dir(config.state_dir, config.archive.url)
-        try:
-            index.forget_snapshots(r.snapshot_id for r in plan.delete)
-        finally:
-            index.close()
     return EXIT_OK
 
 
 def cmd_push(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    results = push_all(_store(config), config.spool_dir, progress=_progress())
+    with ArchiveSession(config.archive.url, state_dir=config.state_dir, spool_dir=config.spool_dir,
+                        settings=config.scrapy_settings(), lock_wait_seconds=config.archive.lock_wait_seconds,
+                        progress=_progress()) as session:
+        results = session.push()
+    mark_snapshots_committed(config.state_dir, [r.snapshot_id for r in results if r.ok])
     if not results:
         print("spool is empty")
         return EXIT_OK
@@ -213,3 +245,14 @@ def cmd_push(args: argparse.Namespace) -> int:
         print(f"{r.state} {r.snapshot_id} ({r.site}/{r.kind}){note}{detail}")
     # "busy": another push holds the entry and is uploading it right now, which is not a failure.
     return EXIT_OK if all(r.ok or r.state == "busy" for r in results) else EXIT_FAILED
+
+
+def cmd_claim(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    store = _store(config)
+    identity = WriterIdentity.of(config.state_dir)
+    for kind in args.kind or list(KIND_CHOICES):
+        previous = claim(store, args.site, kind, identity)
+        before = f" (was {previous.describe()})" if previous and previous != identity else ""
+        print(f"{args.site}/{kind} in {store.url} is now written by {identity.describe()}{before}")
+    return EXIT_OK
