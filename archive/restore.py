@@ -202,7 +202,7 @@ def _revisit_headers(revisit: Any, original: Any) -> Any:
     return own
 
 
-def _make_self_contained(warc: Path, refs: _ReferencedPayloads) -> int:
+def _make_self_contained(warc: Path, refs: _ReferencedPayloads, snapshot: str) -> int:
     """Rewrite ``warc`` replacing each revisit by a full response: its own headers, the referenced payload."""
     resolved = 0
     out_path = warc.with_name(warc.name + ".tmp")
@@ -220,6 +220,8 @@ def _make_self_contained(warc: Path, refs: _ReferencedPayloads) -> int:
             )
             with fh:
                 digest = record.rec_headers.get_header("WARC-Payload-Digest") or ""
+                if not digest:
+                    raise IntegrityError(snapshot, warc.name, "a revisit record has no WARC-Payload-Digest to check")
                 length = int(original.payload_length)
                 rebuilt = writer.create_warc_record(
                     record.rec_headers.get_header("WARC-Target-URI"),
@@ -252,7 +254,10 @@ def restore_snapshot(
     target = Path(target)
     if target.is_symlink():
         raise UnsafePathError(str(target))
-    created = not target.exists()
+    if target.exists() and not target.is_dir():
+        raise NewsvaultError(f"{target} exists and is not a directory")
+    # The topmost directory this restore creates: removed again if the restore fails.
+    created = next((p for p in reversed([target, *target.parents]) if not p.exists()), None)
     target.mkdir(parents=True, exist_ok=True)
     moved: list[Path] = []
     try:
@@ -274,7 +279,7 @@ def restore_snapshot(
             if self_contained and manifest.counts.get("revisits", 0):
                 refs = _ReferencedPayloads(store, ref.site, work / ".refs", progress)
                 for name in manifest.warc_names():
-                    resolved += _make_self_contained(safe_join(work, name), refs)
+                    resolved += _make_self_contained(safe_join(work, name), refs, ref.snapshot_id)
             for name in names:
                 dest = safe_join(target, name)
                 os.replace(safe_join(work, name), dest)
@@ -285,8 +290,8 @@ def restore_snapshot(
         # Nothing half-written stays behind: what was moved in is taken out again.
         for path in moved:
             path.unlink(missing_ok=True)
-        if created:
-            shutil.rmtree(target, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         raise
     log.info("restored %s into %s (%d revisits resolved)", ref.snapshot_id, target, resolved)
     return RestoreResult(ref.snapshot_id, target, names, resolved)

@@ -11,6 +11,7 @@ lock is held shared, so a prune never runs in between (archive/locks.py).
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -113,7 +114,11 @@ class ArchiveSession:
         else:
             failed = [r for r in results if not r.ok and r.state not in ("busy", "kept")]
             error = failed[0].error if failed else None
-        PushLog.in_state_dir(self.state_dir).record(self.archive_url, attempted=bool(results) or error is not None, error=error)
+        try:
+            PushLog.in_state_dir(self.state_dir).record(self.archive_url, attempted=bool(results) or error is not None,
+                                                        error=error)
+        except (sqlite3.Error, OSError) as exc:  # bookkeeping only: the push itself is done
+            log.warning("could not record the push outcome in %s: %s", self.state_dir, exc)
         return results
 
     def outcome(self, site: str, kind: str, snapshot_id: str, results: list[PushResult]) -> SnapshotOutcome:

@@ -8,7 +8,7 @@ from datetime import datetime
 from archive.ids import snapshot_time
 from archive.manifest import MANIFEST_NAME, Manifest, ManifestError
 from archive.stores import SnapshotRef, SnapshotStore
-from newsvault.errors import IntegrityError, SnapshotNotFoundError
+from newsvault.errors import IntegrityError, SnapshotNotFoundError, StoreError
 
 _CHUNK = 1024 * 1024
 
@@ -42,7 +42,7 @@ def latest_snapshot(
         try:
             if load_manifest(store, ref).status == "complete":
                 return ref
-        except IntegrityError:
+        except (IntegrityError, StoreError):  # unreadable manifests are passed over, like incomplete runs
             continue
     when = f" at or before {at.isoformat()}" if at else ""
     what = "committed" if any_status else "complete"

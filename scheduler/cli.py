@@ -82,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NewsvaultError as exc:
         print(f"newsvault: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as exc:
+        # A full disk, a name too long, a missing directory: one line, never a traceback.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"newsvault: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("newsvault: interrupted", file=sys.stderr)
         return 130

@@ -249,7 +249,9 @@ def _abandon_unfinished(crawler: Any) -> None:
     staging = extension.staging if extension is not None else None
     if staging is None or staging.manifest is not None:
         return
-    log.warning("the crawl stopped before snapshot %s was finalised; it is salvaged as a partial snapshot", staging.snapshot_id)
+    if extension is not None and extension.error is None:
+        log.warning("the crawl stopped before snapshot %s was finalised; the push salvages it as partial",
+                    staging.snapshot_id)
     with contextlib.suppress(Exception):
         staging.abandon()
 

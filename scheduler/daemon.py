@@ -37,6 +37,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from newsvault.config import Config
 from scheduler import jobs
+from scheduler.health import ArchiveHealth
 from scheduler.history import RunRecord, iso, new_run_id, open_history, utcnow
 from scheduler.launcher import CrawlOptions, Launcher
 from scheduler.lock import DaemonLock
@@ -112,6 +113,8 @@ class Daemon:
         self.specs: list[JobSpec] = []
         self.metrics: MetricsServer | None = None
         self.watcher: threading.Thread | None = None
+        self.archive_health = ArchiveHealth(state_dir=config.state_dir, spool_dir=config.spool_dir,
+                                            archive_url=config.archive.url)
 
     def _start_urls_for(self, site: str, kind: str) -> list[str]:
         """Start URLs given for ``site:kind``, else for ``site``, else none (the profile's)."""
@@ -306,7 +309,8 @@ class Daemon:
         if self.metrics_port is None:
             return
         collector = HistoryCollector(self.history, running_crawls=self.launcher.running,
-                                     scheduler_running=lambda: self.scheduler.running)
+                                     scheduler_running=lambda: self.scheduler.running,
+                                     archive=self.archive_health)
         self.metrics = MetricsServer(self.config.daemon.metrics_host, self.metrics_port,
                                      registry=build_registry(collector), health=self.health)
         self.metrics.start()
@@ -326,8 +330,9 @@ class Daemon:
                 "next_run_time": iso(job.next_run_time) if job and job.next_run_time else None,
                 "last_run": last[spec.job_id].to_json() if spec.job_id in last else None,
             })
-        return {"ok": running, "scheduler_running": running, "pid": os.getpid(),
-                "running_crawls": self.launcher.running(), "jobs": job_list}
+        archive = self.archive_health.report()
+        return {"ok": running and archive["ok"], "scheduler_running": running, "pid": os.getpid(),
+                "running_crawls": self.launcher.running(), "archive": archive, "jobs": job_list}
 
 
 def run_daemon(config: Config, *, metrics_port: int | None = None,

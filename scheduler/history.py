@@ -8,6 +8,7 @@ SQL so a PostgreSQL implementation can slot in later.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -287,8 +288,11 @@ def mark_snapshots_committed(state_dir: str | Path, snapshot_ids: list[str]) -> 
     """Runs whose snapshots a push just committed say so (they were recorded spooled); no history, nothing to do."""
     if not snapshot_ids or not (Path(state_dir) / "history.sqlite").exists():
         return
-    history = open_history(state_dir)
     try:
-        history.mark_committed(snapshot_ids)
-    finally:
-        history.close()
+        history = open_history(state_dir)
+        try:
+            history.mark_committed(snapshot_ids)
+        finally:
+            history.close()
+    except (sqlite3.Error, OSError) as exc:  # the snapshots are committed; only the run rows lag behind
+        logging.getLogger(__name__).warning("could not mark runs of %s committed: %s", ", ".join(snapshot_ids), exc)

@@ -23,6 +23,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from scheduler.health import ArchiveHealth
 from scheduler.history import SQLiteRunHistory, parse_iso
 
 log = logging.getLogger(__name__)
@@ -31,13 +32,15 @@ DURATION_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 
 
 
 class HistoryCollector:
-    """A Prometheus collector that reads the run history at scrape time."""
+    """A Prometheus collector that reads the run history (and the archive's backlog) at scrape time."""
 
     def __init__(self, history: SQLiteRunHistory, running_crawls: Callable[[], int] | None = None,
-                 scheduler_running: Callable[[], bool] | None = None) -> None:
+                 scheduler_running: Callable[[], bool] | None = None,
+                 archive: ArchiveHealth | None = None) -> None:
         self.history = history
         self.running_crawls = running_crawls
         self.scheduler_running = scheduler_running
+        self.archive = archive
 
     def collect(self) -> Iterator[Metric]:
         runs = CounterMetricFamily("newsvault_runs", "Runs by job and status", labels=["job", "status"])
@@ -47,9 +50,9 @@ class HistoryCollector:
 
         last_ok = GaugeMetricFamily("newsvault_last_success_timestamp_seconds",
                                     "When the last successful run of a job finished", labels=["job"])
-        items = CounterMetricFamily("newsvault_items_archived", "Items archived by successful runs",
+        items = CounterMetricFamily("newsvault_items_archived", "Items in snapshots the archive has committed",
                                     labels=["job"])
-        size = CounterMetricFamily("newsvault_bytes_archived", "Bytes archived by successful runs",
+        size = CounterMetricFamily("newsvault_bytes_archived", "Bytes of snapshots the archive has committed",
                                    labels=["job"])
         duration = HistogramMetricFamily("newsvault_run_duration_seconds", "Run duration",
                                          labels=["job"])
@@ -63,6 +66,8 @@ class HistoryCollector:
                 finished = parse_iso(run.finished_at)
                 if finished:
                     acc["last"] = max(acc["last"], finished.timestamp())
+            # Only what the store confirmed: a spooled snapshot counts once a push commits it.
+            if run.snapshot_state == "committed":
                 acc["items"] += int(run.counts.get("items", 0))
                 acc["bytes"] += int(run.counts.get("bytes", 0))
         for job, acc in sorted(per_job.items()):
@@ -82,6 +87,21 @@ class HistoryCollector:
         if self.scheduler_running is not None:
             yield GaugeMetricFamily("newsvault_scheduler_running", "1 while the scheduler runs",
                                     value=1 if self.scheduler_running() else 0)
+        if self.archive is not None:
+            report = self.archive.report()
+            spool = report["spool"]
+            yield GaugeMetricFamily("newsvault_spool_entries", "Finished snapshots waiting in the spool",
+                                    value=spool["entries"])
+            yield GaugeMetricFamily("newsvault_spool_unfinished", "Snapshot dirs of crawls that died, waiting for salvage",
+                                    value=spool["unfinished"])
+            yield GaugeMetricFamily("newsvault_spool_bytes", "Bytes waiting in the spool", value=spool["bytes"])
+            yield GaugeMetricFamily("newsvault_spool_oldest_age_seconds", "Age of the oldest snapshot in the spool",
+                                    value=spool["oldest_age_seconds"] or 0)
+            push = report["push"]
+            yield CounterMetricFamily("newsvault_push_failures", "Pushes to the archive that failed",
+                                      value=push["failures_total"])
+            yield GaugeMetricFamily("newsvault_push_consecutive_failures", "Failed pushes since the last good one",
+                                    value=push["consecutive_failures"])
 
 
 def build_registry(collector: HistoryCollector) -> CollectorRegistry:

@@ -87,6 +87,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from scheduler.health import ArchiveHealth
     from scheduler.history import open_history
 
     config = config_from_args(args)
@@ -103,8 +104,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
             print(json.dumps(run.to_json(), ensure_ascii=False))
         else:
             counts = " ".join(f"{k}={v}" for k, v in run.counts.items())
+            snapshot = f"{run.snapshot_id} ({run.snapshot_state or '-'})" if run.snapshot_id else "-"
             print(f"{run.planned_at or '-':27} {run.job_id:22} {run.trigger:9} {run.status:15} "
-                  f"{run.snapshot_id or '-':24} {counts}{'  ' + run.error if run.error else ''}")
+                  f"{snapshot:36} {counts}{'  ' + run.error if run.error else ''}")
+    if not args.json:
+        # What the rows cannot say: snapshots still waiting for the archive, and why.
+        note = ArchiveHealth(state_dir=config.state_dir, spool_dir=config.spool_dir,
+                             archive_url=config.archive.url).summary_line()
+        if note:
+            print(f"archive: {note}", file=sys.stderr)
     return EXIT_OK
 
 
