@@ -12,12 +12,18 @@ $(BIN)/newsvault: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# pywb (replay tests) in its own virtualenv: it pins libraries the project does not.
+$(VENV)/pywb/bin/pywb: $(BIN)/newsvault
+	$(BIN)/python -m venv $(VENV)/pywb
+	$(VENV)/pywb/bin/pip install --quiet 'pywb==2.10.0'
+	touch $@
+
 install: $(BIN)/newsvault
 
 run: install
 	$(BIN)/python -m scheduler.demo
 
-test: install
+test: install $(VENV)/pywb/bin/pywb
 	$(BIN)/python -m pytest -q
 
 lint: install

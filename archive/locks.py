@@ -68,7 +68,7 @@ class FileArchiveLock:
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise ArchiveLockedError(what) from None
+                    raise ArchiveLockedError(f"the archive lock was not free: {what}") from None
                 if not waited:
                     log.info("waiting for the archive lock (%s)", self.lock_path)
                     waited = True

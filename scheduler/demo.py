@@ -81,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     config_path = DEMO_DIR / "newsvault.toml"
     config_path.write_text(
-        DEMO_CONFIG.format(archive="var/archive", state=str(DEMO_DIR / "state"), site=SITE),
+        # The default state dir (./var): `newsvault crawl`, `push` and `runs` from here share it, so the
+        # demo and one-off crawls are one writer of the archive, not two interleaving chains.
+        DEMO_CONFIG.format(archive="var/archive", state="var", site=SITE),
         encoding="utf-8",
     )
     site_proc, base_url = start_sample_site(args.articles)
