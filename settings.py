@@ -97,6 +97,9 @@ NEWSVAULT_ARCHIVE_URL = "var/archive"
 # Finished snapshots wait here until the store has them; default <state>/spool.
 NEWSVAULT_SPOOL_DIR = None
 NEWSVAULT_WARC_MAX_BYTES = 1_000_000_000
+# The snapshot id of this crawl, chosen by the crawl runner before it starts so
+# the change tracker can file its writes under it; None: the extension picks one.
+NEWSVAULT_SNAPSHOT_ID = None
 # boto3 request_checksum_calculation: "when_required" for servers that
 # mishandle the CRC32 checksums boto3 >= 1.36 sends by default.
 NEWSVAULT_S3_CHECKSUMS = "when_supported"

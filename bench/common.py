@@ -57,6 +57,8 @@ class ChildResult:
     max_rss_mb: float
     stdout: str = ""
     stderr: str = ""
+    # Killed because it ran past its timeout (a hang, for the drills).
+    timed_out: bool = False
 
     def check(self, what: str) -> ChildResult:
         if self.returncode != 0:
@@ -102,6 +104,7 @@ def run_child(
             rss,
             out.read().decode("utf-8", "replace"),
             err.read().decode("utf-8", "replace"),
+            timed_out=code == -signal.SIGKILL and wall >= timeout,
         )
 
 
@@ -339,3 +342,154 @@ def write_json(path: str | None, data: dict[str, Any]) -> None:
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
+
+
+# --- tools of the drills -------------------------------------------------------
+def has_traceback(result: ChildResult) -> bool:
+    """A Python traceback in a child's output: it crashed instead of reporting an error."""
+    return "Traceback (most recent call last)" in result.stderr or "Traceback (most recent call last)" in result.stdout
+
+
+def tmpfs_command(mountpoint: str | Path, size: str, argv: Sequence[str]) -> list[str]:
+    """``argv`` run in a private mount namespace with a fresh tmpfs of ``size`` at ``mountpoint``.
+
+    Nothing outside the namespace sees the tmpfs, and it vanishes with the last
+    process in it: whatever must be checked on it runs inside ``argv``.
+    """
+    script = 'mount -t tmpfs -o size="$1" tmpfs "$2" && shift 2 && exec "$@"'
+    return ["unshare", "--mount", "--map-root-user", "sh", "-c", script, "sh", size, str(mountpoint), *argv]
+
+
+def tmpfs_available(probe_dir: Path) -> bool:
+    """True when this machine lets us mount a tmpfs in a private (user) mount namespace."""
+    probe_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            tmpfs_command(probe_dir, "1m", ["true"]), capture_output=True, check=False, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+class SlowTCPProxy:
+    """A loopback TCP proxy that holds every forwarded chunk (both ways) for ``delay_seconds``.
+
+    It runs an asyncio loop in a daemon thread of the calling process. Put in
+    front of the S3 server, it makes every request, upload and listing slower,
+    which widens the windows in which crawls, pushes and prunes overlap.
+    """
+
+    def __init__(
+        self, target_host: str, target_port: int, delay_seconds: float, chunk_bytes: int = 64 * 1024
+    ) -> None:
+        import threading
+
+        self.target_host = target_host
+        self.target_port = target_port
+        self.delay_seconds = delay_seconds
+        self.chunk_bytes = chunk_bytes
+        self.port = 0
+        self.connections = 0
+        self.chunks = 0
+        self.bytes = 0
+        self._loop: Any = None
+        self._server: Any = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="slow-tcp-proxy", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(10) or not self.port:
+            raise RuntimeError("the slow TCP proxy did not start")
+
+    def _run(self) -> None:
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._handle, "127.0.0.1", 0)
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+        finally:
+            self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            self._server.close()
+            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.close()
+
+    async def _pipe(self, reader: Any, writer: Any) -> None:
+        import asyncio
+
+        try:
+            while data := await reader.read(self.chunk_bytes):
+                await asyncio.sleep(self.delay_seconds)
+                writer.write(data)
+                await writer.drain()
+                self.chunks += 1
+                self.bytes += len(data)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            try:
+                if writer.can_write_eof():
+                    writer.write_eof()
+            except (OSError, RuntimeError):
+                pass
+
+    async def _handle(self, reader: Any, writer: Any) -> None:
+        import asyncio
+
+        self.connections += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
+        except OSError:
+            writer.close()
+            return
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        finally:
+            for w in (writer, up_writer):
+                w.close()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+
+_LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def uncaught_traceback(stderr: str) -> bool:
+    """True when ``stderr`` ends in a traceback: the process died of an exception.
+
+    Scrapy logs tracebacks of failed downloads as log records (a refused
+    robots.txt, say); those are followed by later records or by the CLI's own
+    ``newsvault:`` line, so they do not count.
+    """
+    at = stderr.rfind(_TRACEBACK)
+    if at < 0:
+        return False
+    tail = stderr[at:].splitlines()[1:]
+    return not any(_LOG_RECORD.match(line) or line.startswith("newsvault:") for line in tail)

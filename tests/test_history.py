@@ -76,18 +76,26 @@ def test_running_rows_of_a_dead_process_become_failed(tmp_path: Path) -> None:
 
 def test_metrics_are_computed_from_history(tmp_path: Path) -> None:
     history = open_history(tmp_path)
-    for status, items in (("ok", 5), ("ok", 7), ("failed", 0)):
+    spooled = ""
+    for status, items, state in (("ok", 5, "committed"), ("ok", 7, "committed"), ("ok", 100, "spooled"),
+                                 ("failed", 0, None)):
         rec = _record("a:articles")
         history.start_run(rec)
-        history.finish_run(rec.run_id, status=status, counts={"items": items, "bytes": items * 10})
+        history.finish_run(rec.run_id, status=status, counts={"items": items, "bytes": items * 10},
+                           snapshot_id=f"snap-{rec.run_id}", snapshot_state=state)
+        spooled = f"snap-{rec.run_id}" if state == "spooled" else spooled
     history.record(_record("a:articles", status="missed"))
     registry = build_registry(HistoryCollector(history))
     value = registry.get_sample_value
-    assert value("newsvault_runs_total", {"job": "a:articles", "status": "ok"}) == 2
+    assert value("newsvault_runs_total", {"job": "a:articles", "status": "ok"}) == 3
     assert value("newsvault_runs_total", {"job": "a:articles", "status": "missed"}) == 1
+    # Only what the archive has committed counts as archived.
     assert value("newsvault_items_archived_total", {"job": "a:articles"}) == 12
     assert value("newsvault_bytes_archived_total", {"job": "a:articles"}) == 120
-    assert value("newsvault_run_duration_seconds_count", {"job": "a:articles"}) == 3
+    assert value("newsvault_run_duration_seconds_count", {"job": "a:articles"}) == 4
+    # A later push commits the spooled one: now it counts.
+    assert history.mark_committed([spooled]) == 1
+    assert value("newsvault_items_archived_total", {"job": "a:articles"}) == 112
     last = value("newsvault_last_success_timestamp_seconds", {"job": "a:articles"})
     assert last is not None and abs(last - utcnow().timestamp()) < 60
     history.close()
