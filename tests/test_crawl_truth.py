@@ -127,7 +127,7 @@ def test_ctrl_c_twice_never_reports_a_snapshot_the_store_does_not_hold(
     proc.send_signal(signal.SIGINT)
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    stdout, _stderr = proc.communicate(timeout=120)
     committed = _committed_ids(newsvault_cli.archive_dir)
     summary = _summary(summary_path)
     if summary:

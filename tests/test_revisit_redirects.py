@@ -32,7 +32,7 @@ def _responses(warcs: list[Path]) -> dict[str, tuple[str, int, str | None]]:
 
 
 def _warc_timestamp(iso: str) -> str:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%Y%m%d%H%M%S")
+    return datetime.fromisoformat(iso).strftime("%Y%m%d%H%M%S")
 
 
 def test_redirects_replay_with_their_own_status_and_location(newsvault_cli: NewsvaultRunner, sample_site_factory: Any) -> None:

@@ -50,7 +50,12 @@ def main(arg: str) -> None:
             env: dict[str, Any] = {"PATH_INFO": f"/coll/{timestamp}id_/{url}", "REQUEST_METHOD": "GET", "QUERY_STRING": ""}
             setup_testing_defaults(env)
             got: dict[str, Any] = {}
-            body_iter = app(env, lambda status, headers, exc_info=None: got.update(status=status, headers=headers))
+
+            def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None,
+                               got: dict[str, Any] = got) -> None:
+                got.update(status=status, headers=headers)
+
+            body_iter = app(env, start_response)
             try:
                 body = b"".join(body_iter)
             finally:
