@@ -1,4 +1,4 @@
-"""Reliability drills: killed crawls, an S3 outage mid-upload, and the sample site's fault pages.
+"""Reliability drills: killed crawls, S3 outages, fault pages, and whether the archive tells the truth.
 
 (a) kills: a crawl + S3 archive of the sample site is SIGKILLed at ``--kills``
     seeded random moments spread over the crawl (0 to 0.8x a clean run's time
@@ -17,7 +17,34 @@
     /faults/gzip-bomb and /faults/big-10mb.html must finish, count each fault
     in its stats, and keep its peak RSS bounded.
 
-    python bench/drills.py [--quick] [--only kills,s3,faults] [--seed 7] [--json FILE]
+(d) overwrite: a state dir copied (shutil.copytree) while a crawl's
+    ``.partial`` is in it; the crawl commits; ``push --state-dir COPY``. Counted:
+    committed snapshots failing verify or whose manifest bytes changed (0); the
+    copy's push must say ``conflict``. Local and S3; the full run adds a round
+    per backend where the copy is pushed before the crawl commits.
+(e) false-committed: Ctrl-C twice (SIGINT, 0.2 s, SIGINT) during crawls; the
+    state dir, then the local archive, on a 2 MB tmpfs (a private mount
+    namespace). Counted: "committed" (summary or stdout) for an id the store
+    does not list, status ok while the snapshot is not committed and complete
+    (ok + spooled is documented; it counts only if the spool lacks it) (0).
+(f) fresh-starts: daemons ``--run-now`` on fresh state dirs, several at once,
+    both jobs at once; SIGTERM after both first runs. Counted: ok runs whose
+    snapshot is not committed / not listed, runs failed "database is locked" (0).
+(g) prune-race: crawls of both kinds, pushes and ``prune --keep-last 1`` at
+    once on S3 behind a TCP proxy that delays every chunk; then a final push.
+    Counted: dangling ``refers_to``, verify and ``restore --self-contained``
+    failures, entries stuck in the spool (0); prunes run, deleting, waiting, giving up.
+(h) hostile: one hostile object at a time next to three good snapshots;
+    snapshots, verify --all, restore, restore --latest, prune, each under a
+    timeout with its peak RSS. Counted: hangs, tracebacks, RSS over the bound,
+    files outside the archive changed, good snapshots lost (0).
+(i) down-runs: 2 good runs, runs with the site down, 2 good runs:
+    restore --latest gets the last good one, prune --keep-last 3 keeps three good.
+(j) two-writers: a copy of a state dir crawling into the same archive is
+    refused (naming the first state dir) until ``newsvault claim``; then the
+    original is refused.
+
+    python bench/drills.py [--quick] [--only kills,s3,faults,overwrite,...] [--seed 7] [--json FILE]
 """
 
 from __future__ import annotations
@@ -965,6 +992,11 @@ def drill_fresh_starts(work: Path, sites_dir: Path, total: int, parallel: int) -
             and (r.get("snapshot_state") != "committed" or r.get("snapshot_id") not in committed)
         ]
         locked = [r for r in runs if "database is locked" in (r.get("error") or "")]
+        crawl_logs = ""
+        for r in runs:
+            path = Path(r.get("log_path") or "")
+            if r.get("log_path") and path.is_file():
+                crawl_logs += path.read_text(encoding="utf-8", errors="replace")
         first = {k: next((r for r in reversed(runs) if r.get("kind") == k), None)
                  for k in ("articles", "discussions")}
         rows.append(
@@ -979,7 +1011,7 @@ def drill_fresh_starts(work: Path, sites_dir: Path, total: int, parallel: int) -
                 "locked_runs": len(locked),
                 "failed_runs": sum(r.get("status") != "ok" for r in runs),
                 "errors": sorted({(r.get("error") or "")[:120] for r in runs if r.get("status") != "ok"}),
-                "locked_in_log": log.count("database is locked"),
+                "locked_in_log": log.count("database is locked") + crawl_logs.count("database is locked"),
                 "traceback_in_log": "Traceback (most recent call last)" in log,
                 "runs_exit": listed.returncode,
             }
@@ -1135,6 +1167,8 @@ def drill_prune_race(
         if restored.returncode != 0:
             restore_failures.append(f"{ref.snapshot_id}: {last_line(restored.stderr)}")
         shutil.rmtree(target, ignore_errors=True)
+    counters["crawl_errors_total"] = len(counters["crawl_errors"])
+    counters["crawl_errors"] = sorted(set(counters["crawl_errors"]))[:20]
     return {
         **counters,
         "seconds": seconds,
@@ -1932,7 +1966,7 @@ def report_truth(results: dict[str, Any]) -> None:
         check_row(table, "rounds where the copy's push state was not conflict", o["not_conflict"])
         check_row(table, "crawl snapshots committed as the copy's salvaged partial (copy pushed first)",
                   o["taken_by_copy"])
-        check_row(table, "tracebacks", o["tracebacks"])
+        check_row(table, "tracebacks in the copy's push", o["tracebacks"])
         check_row(table, "copy's push state, by round", str(states), "-")
         check_row(table, "rounds where the crawl finished before the copy (no .partial copied)",
                   o["missed_partial"], "-")
@@ -1951,7 +1985,7 @@ def report_truth(results: dict[str, Any]) -> None:
         check_row(table, "false reports (committed but not in the store; ok but not committed+complete)",
                   f["false_reports"])
         check_row(table, "hangs (no exit within 180 s of the second SIGINT / 600 s)", f["hangs"])
-        check_row(table, "tracebacks", f["tracebacks"])
+        check_row(table, "crawls ending in an uncaught traceback", f["tracebacks"])
         check_row(table, "Ctrl-C runs: verify --all failures after a final push", f["after_push_failing_verify"])
         check_row(table, "full archive disk: spooled snapshot not committed by a push with room again",
                   f["spooled_lost_after_push"])
@@ -1970,7 +2004,7 @@ def report_truth(results: dict[str, Any]) -> None:
         check_row(table, "daemons whose two first runs did not finish in time", s["timed_out"])
         check_row(table, "first runs missing from `newsvault runs`", s["missing_first_runs"])
         check_row(table, "daemons exiting non-zero after SIGTERM", s["bad_exit"])
-        check_row(table, "\"database is locked\" in daemon logs", s["locked_in_logs"])
+        check_row(table, "\"database is locked\" in daemon and crawl logs", s["locked_in_logs"])
         check_row(table, "tracebacks in daemon logs", s["tracebacks_in_logs"])
         check_row(table, "runs failed (any reason)", s["failed_runs"], "-")
         print(table.render())
@@ -1988,7 +2022,7 @@ def report_truth(results: dict[str, Any]) -> None:
         check_row(table, "verify --all failures", p["failing_verify"])
         check_row(table, "restore --self-contained failures (every committed snapshot)", p["restore_failures"])
         check_row(table, "spool entries left waiting/failed after the final push", p["stuck_in_spool"])
-        check_row(table, "tracebacks", p["tracebacks"])
+        check_row(table, "tracebacks (crawls: uncaught; push, prune: any)", p["tracebacks"])
         check_row(table, "prunes run / deleting something", f"{p['prunes']} / {p['prunes_deleting']}", "-")
         check_row(table, "snapshots deleted / kept for revisit records", f"{p['deleted']} / {p['protected_kept']}", "-")
         check_row(table, "prunes that waited for the lock / gave up (--wait 20)",
@@ -2031,7 +2065,7 @@ def report_truth(results: dict[str, Any]) -> None:
         check_row(table, "down runs not reported failed", d["down_not_failed"])
         check_row(table, "good runs not ok", d["good_not_ok"])
         check_row(table, "verify --all failures after prune", d["failing_verify"])
-        check_row(table, "tracebacks", d["tracebacks"])
+        check_row(table, "tracebacks (crawls: uncaught; restore, prune: any)", d["tracebacks"])
         check_row(table, "good kept only for revisit records", len(d["kept_for_revisits"]), "-")
         check_row(table, "failed snapshots kept after prune (newer than the oldest kept good)", d["down_kept"], "-")
         print(table.render())
@@ -2046,7 +2080,7 @@ def report_truth(results: dict[str, Any]) -> None:
         check_row(table, "copy's crawl after claim not committed", t["copy_not_committed_after_claim"])
         check_row(table, "original's crawl after claim not refused (naming the copy)",
                   t["original_not_refused_after_claim"])
-        check_row(table, "tracebacks", t["tracebacks"])
+        check_row(table, "tracebacks (crawls: uncaught; push, claim: any)", t["tracebacks"])
         print(table.render())
         if t["rows"]:
             print(f"  refusal: {t['rows'][0]['refusal_error']}")

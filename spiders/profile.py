@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from newsvault.config import ScheduleConfig
 from newsvault.errors import ProfileError, UnknownSiteError
+from newsvault.regex import check_safe, compile_safe
 from newsvault.tomlfile import read_toml
 
 ARTICLE_FIELDS = (
@@ -92,11 +93,9 @@ def _as_selector_list(value: Any) -> Any:
 
 
 def _compile_patterns(value: list[str]) -> list[str]:
+    """Every pattern must compile on RE2 (newsvault/regex.py): matching can never stall a crawl."""
     for pattern in value:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"bad regex {pattern!r}: {exc}") from exc
+        check_safe(pattern)
     return value
 
 
@@ -281,7 +280,7 @@ class SiteProfile(_Model):
         return sorted(h for h in hosts if h)
 
     def is_article_url(self, url: str) -> bool:
-        return any(re.search(p, url) for p in self.articles.url_patterns)
+        return any(compile_safe(p).search(url) for p in self.articles.url_patterns)
 
     def source(self) -> str:
         return str(self.path) if self.path else f"<profile {self.name}>"

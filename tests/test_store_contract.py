@@ -54,12 +54,29 @@ def test_put_get_roundtrip_with_progress(store: SnapshotStore, tmp_path: Path) -
         assert stream.read(10) == payload[:10]
 
 
-def test_multipart_upload_above_threshold(store: SnapshotStore, tmp_path: Path) -> None:
+def test_multipart_upload_above_threshold(store: SnapshotStore, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from archive.stores.s3 import MULTIPART_CHUNK_BYTES, S3Store
+
     src = tmp_path / "big.bin"
-    payload = (uuid.uuid4().bytes * 1024) * 400  # ~6.5 MB, above the 5 MB threshold
+    # Above the 5 MiB threshold and over two 8 MiB parts: three parts, the last one short.
+    payload = os.urandom(2 * MULTIPART_CHUNK_BYTES + 1024 * 1024)
     src.write_bytes(payload)
-    store.put_file(REF.key("pages-00000.warc.gz"), src, sha256=_sha256(src))
-    assert store.get_bytes(REF.key("pages-00000.warc.gz")) == payload
+    seen: list[int] = []
+    store.put_file(REF.key("pages-00000.warc.gz"), src, seen.append, sha256=_sha256(src))
+    assert sum(seen) == len(payload)
+    back = tmp_path / "back.bin"
+    got = store.get_file_hashed(REF.key("pages-00000.warc.gz"), back)
+    assert got == FileDigest(size=len(payload), sha256=hashlib.sha256(payload).hexdigest())
+    assert back.read_bytes() == payload
+    if isinstance(store, S3Store):
+        # The server's own word: a multipart object's ETag is "<md5 of the part md5s>-<part count>".
+        server = request.getfixturevalue("s3_server")
+        head = server.client().head_object(Bucket=store.bucket, Key=f"{store.prefix}/{REF.key('pages-00000.warc.gz')}")
+        etag = head["ETag"].strip('"')
+        assert "-" in etag, f"not a multipart upload: ETag {etag!r}"
+        assert int(etag.rsplit("-", 1)[1]) == 3, etag
+        assert head["ContentLength"] == len(payload)
+        assert head["Metadata"]["sha256"] == hashlib.sha256(payload).hexdigest()
 
 
 @pytest.mark.parametrize("hinted", [False, True], ids=["parallel-parts", "one-stream"])
@@ -86,6 +103,20 @@ def test_get_file_hashed_returns_size_and_sha256_of_what_it_wrote(store: Snapsho
 def test_get_file_hashed_of_missing_key_is_a_store_error(store: SnapshotStore, tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         store.get_file_hashed(REF.key("nothing-here"), tmp_path / "x")
+
+
+def test_missing_weed_fails_under_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.plugins import seaweedfs
+
+    # No weed beside the interpreter, none on PATH.
+    monkeypatch.setattr(seaweedfs.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="weed' not found"):
+        seaweedfs._weed_binary()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="weed' not found"):
+        seaweedfs._weed_binary()
 
 
 def test_hashing_writer_is_not_seekable_and_hashes_in_write_order(tmp_path: Path) -> None:

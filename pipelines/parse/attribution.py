@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from newsvault.regex import Pattern, compile_safe
+
 # "Image source: © X", "Фото: © X", "© X", "(c) X".
 _CREDIT_PREFIX = re.compile(
     r"^\s*(?:(?:image source|image|photo|picture|credit|источник изображения|источник фото|"
@@ -66,16 +68,16 @@ def find_source_name(text: str) -> str | None:
     return None
 
 
-def compile_reply_patterns(patterns: str | Iterable[str] | None) -> list[re.Pattern[str]]:
-    """One regex or several; the first group is the title replied to."""
+def compile_reply_patterns(patterns: str | Iterable[str] | None) -> list[Pattern]:
+    """One regex or several (a profile's: RE2, see newsvault/regex.py); the first group is the title replied to."""
     if patterns is None:
         patterns = DEFAULT_REPLY_PATTERNS
     elif isinstance(patterns, str):
         patterns = [patterns]
-    return [re.compile(p) for p in patterns]
+    return [compile_safe(p) for p in patterns]
 
 
-def parse_reply(title: str, patterns: Sequence[re.Pattern[str]]) -> tuple[bool, str | None]:
+def parse_reply(title: str, patterns: Sequence[Pattern]) -> tuple[bool, str | None]:
     """(is_reply, reply_to_title) for a discussion title."""
     for pattern in patterns:
         match = pattern.match(title)

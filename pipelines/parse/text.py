@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 
 from w3lib.html import replace_entities
 
+from newsvault.regex import Pattern, compile_safe
+
 # Characters that carry no text: zero-width spaces/joiners, BOM, soft hyphen.
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _SPACES = re.compile(r"[^\S\n]+")
@@ -56,8 +58,9 @@ GENERIC_FURNITURE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"^\s*The material is placed by the copyright holder in the public domain\.?\s*$",
         ("the material is placed by the copyright holder in the public domain",),
     ),
-    # Short inline ad labels between paragraphs.
-    (r"^\s*(?:Реклама|Advertisement)\b.{0,120}$", ("реклама", "advertisement")),
+    # Short inline ad labels between paragraphs. (RE2's \b knows ASCII words only,
+    # so the end of the word is spelled out: end of line, or a non-letter.)
+    (r"^\s*(?:Реклама|Advertisement)(?:[^\pL\pN_].{0,119})?$", ("реклама", "advertisement")),
 )
 GENERIC_FURNITURE: tuple[str, ...] = tuple(pattern for pattern, _ in GENERIC_FURNITURE_RULES)
 # Pattern source -> required literals (a profile's patterns get theirs from furniture_hints).
@@ -104,12 +107,12 @@ def normalise_text(value: object) -> str:
     return " ".join(text.split())
 
 
-def compile_patterns(patterns: Iterable[str]) -> list[re.Pattern[str]]:
-    """Compile furniture regexes case-insensitively, one line at a time."""
-    return [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in patterns]
+def compile_patterns(patterns: Iterable[str]) -> list[Pattern]:
+    """Compile furniture regexes case-insensitively, one line at a time, on RE2 (newsvault/regex.py)."""
+    return [compile_safe(p, ignore_case=True, multiline=True) for p in patterns]
 
 
-def normalise_paragraphs(value: object, furniture: Sequence[re.Pattern[str]] = ()) -> str:
+def normalise_paragraphs(value: object, furniture: Sequence[Pattern] = ()) -> str:
     """Clean a multi-paragraph text: paragraphs separated by exactly one blank line."""
     if value is None:
         return ""
@@ -127,7 +130,7 @@ def normalise_paragraphs(value: object, furniture: Sequence[re.Pattern[str]] = (
     return "\n\n".join(paragraphs)
 
 
-def _strip_furniture(blocks: list[list[str]], furniture: Sequence[re.Pattern[str]]) -> list[list[str]]:
+def _strip_furniture(blocks: list[list[str]], furniture: Sequence[Pattern]) -> list[list[str]]:
     """Apply each pattern to every line, in order, as if line by line.
 
     A pattern with hints runs only when the text (as earlier patterns left
