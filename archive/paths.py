@@ -7,11 +7,12 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
 
 from newsvault.errors import UnsafePathError
+from newsvault.names import KINDS, SITE_RE, check_kind, check_site
+
+__all__ = ["KINDS", "SITE_RE", "check_kind", "check_name", "check_site", "safe_join"]
 
 # Segments a snapshot's own files use: pages-00000.warc.gz, items.jsonl.gz, manifest.json.
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-SITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-KINDS = ("articles", "discussions")
 
 
 def check_name(name: str) -> str:
@@ -45,15 +46,3 @@ def safe_join(root: Path, name: str) -> Path:
     if not target.resolve().is_relative_to(root_resolved):
         raise UnsafePathError(name)
     return target
-
-
-def check_site(site: str) -> str:
-    if not SITE_RE.match(site):
-        raise ValueError(f"bad site name {site!r}")
-    return site
-
-
-def check_kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise ValueError(f"bad kind {kind!r} (expected one of {', '.join(KINDS)})")
-    return kind

@@ -5,8 +5,11 @@ their expected bodies) is served as a static site on loopback and crawled by
 `newsvault crawl` with a generic profile (start URL and article pattern only),
 so the score covers the whole path a user gets: spider, extraction, cleaning.
 trafilatura.extract() runs on the same pages in the same script as the baseline.
+The generic extraction also runs in-process on every page, with and without its
+recall guard (spiders/extract/generic.py), for the per-page time of each and the
+number of pages the guard changes.
 
-    python bench/extraction_quality.py [--json FILE]
+    python bench/extraction_quality.py [--json FILE] [--timing-rounds N]
 """
 
 from __future__ import annotations
@@ -73,9 +76,46 @@ def trafilatura_baseline(pages: dict[str, bytes]) -> dict[str, str]:
     return {page_id: trafilatura.extract(html.decode("utf-8")) or "" for page_id, html in pages.items()}
 
 
+def time_generic(pages: dict[str, bytes], rounds: int) -> dict[str, object]:
+    """Per-page generic extraction time without and with the recall guard; pages it changes.
+
+    The rounds alternate the two variants; the fastest round of each counts,
+    so a busy machine skews the ratio less.
+    """
+    from parsel import Selector
+
+    from spiders.extract.generic import generic_extract
+
+    docs = {page_id: (html.decode("utf-8"), f"http://127.0.0.1/pages/{page_id}.html") for page_id, html in pages.items()}
+    best = {False: float("inf"), True: float("inf")}
+    bodies: dict[bool, dict[str, list[str]]] = {False: {}, True: {}}
+    modes: dict[str, str] = {}
+    for _ in range(max(rounds, 1)):
+        for guard in (False, True):
+            started = time.perf_counter()
+            for page_id, (text, url) in docs.items():
+                # Parsed first, as the spider does: the guard measures the parsed page.
+                result = generic_extract(Selector(text=text, base_url=url), url, recall_guard=guard)
+                bodies[guard][page_id] = result.body
+                if guard:
+                    modes[page_id] = result.mode
+            best[guard] = min(best[guard], time.perf_counter() - started)
+    changed = sorted(page_id for page_id in docs if bodies[False][page_id] != bodies[True][page_id])
+    per_page = {guard: 1000 * seconds / len(docs) for guard, seconds in best.items()}
+    return {
+        "ms_per_page_without_guard": per_page[False],
+        "ms_per_page_with_guard": per_page[True],
+        "time_ratio": per_page[True] / per_page[False],
+        "pages_changed_by_guard": changed,
+        "pages_using_recall": sorted(page_id for page_id, mode in modes.items() if mode == "recall"),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--timing-rounds", type=int, default=3, metavar="N",
+                        help="rounds of in-process generic extraction timing (default 3)")
     args = parser.parse_args(argv)
 
     truth = {k: v["articleBody"] for k, v in json.loads((DATA / "ground-truth.json").read_text()).items()}
@@ -85,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         ours = crawl_generic(base_url, Path(tmp))
         crawl_seconds = time.perf_counter() - started
     baseline = trafilatura_baseline(pages)
+    timing = time_generic(pages, args.timing_rounds)
 
     rows = {
         "newsvault generic crawl": corpus_scores(ours, truth),
@@ -96,8 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<26} {score['precision']:>9.3f} {score['recall']:>7.3f} {score['f1']:>6.3f}")
     ratio = rows["newsvault generic crawl"]["f1"] / rows["trafilatura extract()"]["f1"]
     print(f"F1 ratio newsvault / trafilatura: {ratio:.3f} (target >= 1.000)")
+    changed = timing["pages_changed_by_guard"]
+    assert isinstance(changed, list)
+    print(
+        f"generic extraction in-process: {timing['ms_per_page_without_guard']:.1f} ms/page without the recall guard, "
+        f"{timing['ms_per_page_with_guard']:.1f} ms/page with it (ratio {timing['time_ratio']:.2f}); "
+        f"the guard changed {len(changed)} of {len(pages)} pages"
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"scores": rows, "f1_ratio": ratio}, indent=2))
+        Path(args.json).write_text(json.dumps({"scores": rows, "f1_ratio": ratio, "generic_timing": timing}, indent=2))
     return 0
 
 

@@ -20,12 +20,14 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from newsvault import __version__
 from newsvault.errors import ConfigError
+from newsvault.names import KINDS, Kind
 from newsvault.tomlfile import read_toml
 
 DEFAULT_CONFIG_FILE = "newsvault.toml"
@@ -39,8 +41,30 @@ ENV_ALIASES = {
 }
 
 
+# Ten years: no interval, timeout or delay of newsvault is longer (and timedelta overflows past ~2.7e15 s).
+MAX_SECONDS = 10 * 365 * 24 * 3600
+# Keys whose values are never echoed in an error (a secret put in the config by mistake).
+_CREDENTIAL_KEY = re.compile(r"(?i)secret|token|password|passwd|credential|access_key|api_key|auth")
+ARCHIVE_SCHEMES = ("s3", "file")
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `download_delay_seconds = inf` would never send a request.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """`max_response_bytes = true` is a mistake, not the number 1 (pydantic's lax mode would take it)."""
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _is_number_field(field.annotation):
+            raise ValueError(f"expected a number, not {str(value).lower()}")
+        return value
+
+
+def _is_number_field(annotation: Any) -> bool:
+    args = get_args(annotation) or (annotation,)
+    return bool(args) and all(a in (int, float, type(None)) for a in args) and any(a in (int, float) for a in args)
 
 
 class ArchiveConfig(_Section):
@@ -54,8 +78,22 @@ class ArchiveConfig(_Section):
     )
     s3_multipart_threshold_bytes: int = Field(8 * 1024 * 1024, gt=5 * 1024 * 1024 - 1)
     lock_wait_seconds: float = Field(
-        600, ge=0, description="how long a crawl or push waits for the archive lock while a prune runs"
+        600, ge=0, le=MAX_SECONDS, description="how long a crawl or push waits for the archive lock while a prune runs"
     )
+
+    @field_validator("url")
+    @classmethod
+    def _archive_url(cls, value: str) -> str:
+        """s3://bucket/prefix, file://..., or a path; anything else is refused here, not at the first upload."""
+        parts = urlsplit(value)
+        # One letter is a Windows drive, not a scheme.
+        if parts.scheme and len(parts.scheme) > 1 and parts.scheme not in ARCHIVE_SCHEMES:
+            raise ValueError(f"unsupported archive URL scheme {parts.scheme!r} (use s3://bucket/prefix or a directory)")
+        if parts.scheme == "s3" and not parts.netloc:
+            raise ValueError("an s3:// archive URL needs a bucket: s3://bucket/prefix")
+        if not value.strip():
+            raise ValueError("empty archive URL")
+        return value
 
 
 class StateConfig(_Section):
@@ -78,10 +116,10 @@ class CrawlConfig(_Section):
     autothrottle: bool = True
     concurrent_requests: int = Field(16, gt=0)
     concurrency_per_domain: int = Field(4, gt=0)
-    download_delay_seconds: float = Field(0.25, ge=0)
+    download_delay_seconds: float = Field(0.25, ge=0, le=3600)
     max_response_bytes: int = Field(10 * 1024 * 1024, gt=0)
-    timeout_seconds: float = Field(30, gt=0)
-    retry_times: int = Field(3, ge=0)
+    timeout_seconds: float = Field(30, gt=0, le=MAX_SECONDS)
+    retry_times: int = Field(3, ge=0, le=100)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # A live progress line on stderr (only when it is a terminal).
     progress: bool = True
@@ -100,20 +138,38 @@ class DaemonConfig(_Section):
     """The scheduler daemon."""
 
     jobstore_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite under the state dir")
-    misfire_grace_seconds: int = Field(600, gt=0)
-    crawl_timeout_seconds: int = Field(3600, gt=0)
-    shutdown_grace_seconds: int = Field(60, ge=0)
+    misfire_grace_seconds: int = Field(600, gt=0, le=MAX_SECONDS)
+    crawl_timeout_seconds: int = Field(3600, gt=0, le=MAX_SECONDS)
+    shutdown_grace_seconds: int = Field(60, ge=0, le=MAX_SECONDS)
     metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
+
+    @field_validator("jobstore_url")
+    @classmethod
+    def _jobstore(cls, value: str | None) -> str | None:
+        """A job store whose database driver is missing is refused at load, not when the daemon starts."""
+        if value is None:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            # The dialect class is found without its driver; import_dbapi() is what needs it.
+            make_url(value).get_dialect().import_dbapi()
+        except (ArgumentError, ValueError) as exc:
+            raise ValueError("not an SQLAlchemy database URL") from exc
+        except (NoSuchModuleError, ImportError) as exc:
+            raise ValueError(f"its database driver is not installed ({type(exc).__name__}: {exc})") from exc
+        return value
 
 
 class ScheduleConfig(_Section):
     """When one (site, kind) job runs: a cron expression or an interval."""
 
     cron: str | None = None
-    interval_seconds: int | None = Field(None, gt=0)
+    interval_seconds: int | None = Field(None, gt=0, le=MAX_SECONDS)
     timezone: str = "UTC"
-    jitter_seconds: int = Field(0, ge=0)
+    jitter_seconds: int = Field(0, ge=0, le=MAX_SECONDS)
     enabled: bool = True
 
 
@@ -126,7 +182,7 @@ class Config(_Section):
     crawl: CrawlConfig = CrawlConfig()
     daemon: DaemonConfig = DaemonConfig()
     # schedules[site][kind]; merged over the schedule a site profile declares.
-    schedules: dict[str, dict[Literal["articles", "discussions"], ScheduleConfig]] = {}
+    schedules: dict[str, dict[Kind, ScheduleConfig]] = {}
     source: str = Field("<defaults>", description="the file this came from, for messages")
 
     @property
@@ -175,6 +231,15 @@ class Config(_Section):
         }
 
 
+def _without_password(value: Any) -> Any:
+    """A URL's password masked (``postgresql://user:pw@host`` is echoed as ``user:***@host``)."""
+    if isinstance(value, str) and "://" in value and "@" in value:
+        parts = urlsplit(value)
+        if parts.password:
+            return value.replace(f":{parts.password}@", ":***@", 1)
+    return value
+
+
 def _env_name(path: tuple[str, ...]) -> str:
     return ENV_PREFIX + "_".join(re.sub(r"[^0-9A-Za-z]", "_", p).upper() for p in path)
 
@@ -207,7 +272,7 @@ def _schedule_leaf_paths(data: dict[str, Any]) -> list[tuple[str, ...]]:
     """Every schedule key an environment variable may set, for sites already named."""
     paths: list[tuple[str, ...]] = []
     for site in data.get("schedules", {}):
-        for kind in ("articles", "discussions"):
+        for kind in KINDS:
             for key in ScheduleConfig.model_fields:
                 paths.append(("schedules", site, kind, key))
     return paths
@@ -269,9 +334,11 @@ def load_config(
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(str(part) for part in err["loc"])
+        problem = str(err["msg"]).removeprefix("Value error, ").replace("Extra inputs are not permitted", "unknown key")
         key = ".".join(loc)
         origin = sources.get(loc, source)
         value = err.get("input")
-        shown = "" if isinstance(value, Mapping) else f" (got {value!r})"
-        problem = err["msg"].replace("Extra inputs are not permitted", "unknown key")
-        raise ConfigError(origin, key, f"{problem}{shown}") from exc
+        # Never echo a value of an unknown key or of a credential-like one: it may be a secret.
+        secret = err["type"] == "extra_forbidden" or bool(_CREDENTIAL_KEY.search(loc[-1] if loc else ""))
+        shown = "" if secret or isinstance(value, Mapping) else f" (got {_without_password(value)!r})"
+        raise ConfigError(origin, key, f"{problem}{shown}") from None

@@ -13,6 +13,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from newsvault.redact import redact_handlers
+
 # Added to the workers' nice value: when every core is busy, the crawl's own
 # process, which feeds them, gets the CPU first (a worker that falls behind
 # only fills its pipe, which then slows the crawl down by itself).
@@ -59,6 +61,7 @@ def become_worker(name: str) -> None:
     staging dir, which the next push salvages).
     """
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s [{name}] %(levelname)s: %(message)s")
+    redact_handlers()
     # Not allowed here: the worker runs at the crawl's priority.
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)

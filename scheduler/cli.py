@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from newsvault import __version__
 from newsvault.config import Config, load_config
 from newsvault.errors import ConfigError, NewsvaultError
+from newsvault.redact import redact_handlers
 
 # Exit codes: 0 ok, 1 the operation failed, 2 bad usage, config or profile.
 EXIT_OK = 0
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    redact_handlers()
     try:
         return int(args.handler(args))
     except ConfigError as exc:

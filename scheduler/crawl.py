@@ -30,8 +30,6 @@ from spiders.profile import SiteProfile, find_profile
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["articles", "discussions"]
-KINDS: tuple[Kind, ...] = ("articles", "discussions")
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from newsvault.config import load_config
 from newsvault.errors import NewsvaultError
+from newsvault.redact import redact_handlers
 
 log = logging.getLogger("newsvault.demo")
 
@@ -73,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    redact_handlers()
     # The run start/end lines come from scheduler.jobs; APScheduler's own chatter is noise here.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 

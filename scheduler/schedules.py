@@ -23,10 +23,10 @@ from pydantic import ValidationError
 
 from newsvault.config import Config, ScheduleConfig
 from newsvault.errors import ConfigError
+from newsvault.names import KINDS
 
 log = logging.getLogger(__name__)
 
-KINDS = ("articles", "discussions")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from newsvault.config import ScheduleConfig
 from newsvault.errors import ProfileError, UnknownSiteError
+from newsvault.names import SITE_NAME_PATTERN, Kind
 from newsvault.regex import check_safe, compile_safe
 from newsvault.tomlfile import read_toml
 
@@ -220,7 +221,8 @@ class SchedulesConfig(_Model):
 class SiteProfile(_Model):
     """A validated site profile."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # The archive's rule (one path segment): a name it could not store is refused here, at load.
+    name: str = Field(pattern=SITE_NAME_PATTERN)
     title: str | None = None
     path: Path | None = None
     allowed_domains: list[str] = []
@@ -265,9 +267,9 @@ class SiteProfile(_Model):
         return self
 
     @property
-    def kinds(self) -> list[Literal["articles", "discussions"]]:
+    def kinds(self) -> list[Kind]:
         """The crawl kinds this profile supports."""
-        kinds: list[Literal["articles", "discussions"]] = ["articles"]
+        kinds: list[Kind] = ["articles"]
         if self.discussions is not None and self.start_urls.discussions:
             kinds.append("discussions")
         return kinds

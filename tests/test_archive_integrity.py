@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -162,26 +163,59 @@ def test_prune_keeps_what_spooled_entries_refer_to(newsvault_cli: NewsvaultRunne
 
 
 # --- concurrent pushers ----------------------------------------------------------
+# Each pusher reports to files in its own dir (argv[4]): "ready" once imported,
+# "in-salvage" when it is inside salvage (holding the entry's lock), "result"
+# (JSON) when push_all returned. Inside salvage it waits for the test's
+# "release" file, so the test decides how long the lock is held.
 PUSHER = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
+    import archive.spool
     from archive.spool import push_all
     from archive.stores import open_store
-    go = Path(sys.argv[3])
+    go, release, out = Path(sys.argv[3]), Path(sys.argv[5]), Path(sys.argv[4])
+    real_salvage = archive.spool.salvage
+
+    def held_salvage(entry):
+        (out / "in-salvage").write_text(str(time.time()))
+        deadline = time.monotonic() + 120
+        while not release.exists():
+            if time.monotonic() > deadline:
+                sys.exit("never released")
+            time.sleep(0.01)
+        return real_salvage(entry)
+
+    archive.spool.salvage = held_salvage
+    (out / "ready").write_text("")
     while not go.exists():
         time.sleep(0.001)
+    started = time.time()
     results = push_all(open_store(sys.argv[1]), sys.argv[2], progress=False)
-    print(json.dumps([[r.snapshot_id, r.state, r.error] for r in results]))
+    (out / "result").write_text(json.dumps({
+        "started": started, "finished": time.time(),
+        "results": [[r.snapshot_id, r.state, r.error, r.salvaged] for r in results],
+    }))
     """
 )
+
+
+def _wait_until(condition: Callable[[], bool], what: str, procs: list[subprocess.Popen[str]], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        for proc in procs:
+            if proc.poll() is not None and proc.returncode != 0:
+                pytest.fail(f"a pusher died while waiting for {what}: {proc.communicate()[1][-2000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
 
 
 def test_two_pushers_salvage_a_dead_partial_once(tmp_path: Path) -> None:
     spool, archive = tmp_path / "spool", tmp_path / "archive"
     staging = Staging(spool, "sample", "articles", warc_max_bytes=10**9, index=None)
     filler = "lorem ipsum dolor " * 8
-    for n in range(60_000):
+    for n in range(20_000):
         staging.write_item({"type": "article", "url": f"http://sample.test/a/{n}", "change": "new", "body": filler + str(n)})
     staging.abandon()  # the crawl died: a .partial dir nobody holds
     items = staging.dir / "items.jsonl.gz"
@@ -194,22 +228,49 @@ def test_two_pushers_salvage_a_dead_partial_once(tmp_path: Path) -> None:
                 kept += line.endswith("\n")
         except EOFError:
             pass
-    assert 0 < kept < 60_000
+    assert 0 < kept < 20_000
 
-    go = tmp_path / "go"
+    go, release = tmp_path / "go", tmp_path / "release"
+    outs = [tmp_path / f"pusher-{n}" for n in range(2)]
+    for out in outs:
+        out.mkdir()
     procs = [
-        subprocess.Popen([sys.executable, "-c", PUSHER, str(archive), str(spool), str(go)],
+        subprocess.Popen([sys.executable, "-c", PUSHER, str(archive), str(spool), str(go), str(out), str(release)],
                          env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
+        for out in outs
     ]
-    time.sleep(1.0)  # both are importing and then polling for the go file
-    go.touch()
-    outputs = [p.communicate(timeout=120) for p in procs]
+    try:
+        # A barrier: both are imported and poll for the go file, then start together.
+        _wait_until(lambda: all((out / "ready").exists() for out in outs), "both pushers to be ready", procs)
+        go.touch()
+        # One of them takes the lock and is held inside salvage ...
+        _wait_until(lambda: any((out / "in-salvage").exists() for out in outs), "a pusher to enter salvage", procs)
+        [holder] = [out for out in outs if (out / "in-salvage").exists()]
+        [other] = [out for out in outs if out is not holder]
+        # ... while the other runs its whole push against the held entry (it must not salvage too).
+        _wait_until(lambda: (other / "result").exists() or (other / "in-salvage").exists(),
+                    "the second pusher to finish", procs)
+        assert not (other / "in-salvage").exists(), "both pushers were inside salvage at once"
+        assert not (holder / "result").exists()
+        release.touch()
+        outputs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        release.touch()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err[-2000:]
-    states = [state for out, _ in outputs for _id, state, _err in json.loads(out)]
-    assert states.count("committed") == 1, outputs
-    assert set(states) <= {"committed", "busy"}, outputs
+    first = json.loads((holder / "result").read_text())
+    second = json.loads((other / "result").read_text())
+    # They overlapped: the second started and finished while the first was inside salvage.
+    in_salvage_at = float((holder / "in-salvage").read_text())
+    assert first["started"] <= in_salvage_at and second["started"] < first["finished"]
+    assert in_salvage_at < second["finished"] < first["finished"]
+    assert second["results"] == [], second  # the held .partial dir is left to its holder
+    assert [[state, salvaged] for _id, state, _err, salvaged in first["results"]] == [["committed", True]], first
+    assert not (other / "in-salvage").exists()
 
     store = open_store(str(archive))
     refs = store.list_snapshots()

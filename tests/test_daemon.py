@@ -253,9 +253,8 @@ def test_second_daemon_on_one_state_dir_refuses(harness: DaemonHarness) -> None:
     harness.write_config(discussions=3600)
     first = harness.start()
     try:
-        deadline = time.monotonic() + 20
-        while not (harness.state_dir / "daemon.lock").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        # Readiness: the first daemon says it runs only once it holds the lock (the file alone may be unlocked yet).
+        _wait_for_log(harness, "daemon running on", timeout=30)
         second = harness.cli("daemon", timeout=30)
         assert second.returncode == 1
         assert "another newsvault daemon is running on" in second.stderr
@@ -409,34 +408,84 @@ def test_trigger_waiting_when_the_daemon_stops_is_answered_at_once(harness: Daem
     assert not list((harness.state_dir / "triggers").glob("*.json"))
 
 
+def _archived_responses(spool: Path) -> int:
+    """Response records complete so far in the WARCs of running crawls (``.partial`` dirs)."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    count = 0
+    for warc in spool.glob("*/*/*.partial/pages-*.warc.gz"):
+        try:
+            with open(warc, "rb") as fh:
+                for record in ArchiveIterator(fh):
+                    count += record.rec_type == "response"
+        except Exception:  # noqa: BLE001, S110 - the record being written ends mid-gzip
+            pass
+    return count
+
+
+def _log_time(log: str, text: str) -> float:
+    """The time of the first daemon log line holding ``text`` (the logging default format)."""
+    from datetime import datetime
+
+    line = next(line for line in log.splitlines() if text in line)
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
 def test_sigterm_during_crawl_exits_within_grace_and_keeps_snapshot(harness: DaemonHarness) -> None:
+    """docs/daemon.md, Safety: wait the grace, SIGTERM the crawl (it closes), exit 0.
+
+    The crawl cannot finish inside the grace (some 60 requests at >= 0.15 s each,
+    one at a time, against a 2 s grace), so the one documented outcome is: the
+    crawl is stopped by SIGTERM, not killed; its run is ``failed``, "stopped by
+    daemon shutdown"; its snapshot is closed as ``partial`` (finish reason
+    ``shutdown``) holding what was fetched, and is committed (the archive is a
+    reachable local directory: "SIGTERM lets running crawls commit", README).
+    """
     _slow_crawl_env(harness)
     grace = 2
     harness.write_config(articles=3600, discussions=None, shutdown_grace=grace)
     proc = harness.start("--run-now")
+    spool = harness.state_dir / "spool"
     try:
         harness.wait_for(lambda rs: any(r.status == "running" for r in rs), timeout=30)
-        time.sleep(2)
-        began = time.monotonic()
-        code = stop(proc, timeout=60)
-        took = time.monotonic() - began
+        # Readiness: the crawl has archived a page (not merely been started).
+        deadline = time.monotonic() + 60
+        while _archived_responses(spool) < 1:
+            assert proc.poll() is None, harness.daemon_log()
+            if time.monotonic() > deadline:
+                pytest.fail("the crawl archived no page within 60 s\n" + harness.daemon_log())
+            time.sleep(0.1)
+        code = stop(proc, timeout=60)  # a hang guard only: the grace is checked in the log
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     assert code == 0
-    # The grace, plus the crawl's own time to close after SIGTERM (bounded by the kill grace).
-    assert took < grace + 10 + 5, took
+    log = harness.daemon_log()
+    assert "received SIGTERM: stopping" in log
+    assert f"waiting up to {grace}s for 1 running crawl(s)" in log, log
+    assert f"stopping 1 crawl(s) still running after {grace}s" in log, log
+    # The grace was given in full (times from one clock, to the millisecond) ...
+    waited = _log_time(log, f"stopping 1 crawl(s) still running after {grace}s") - _log_time(log, "received SIGTERM")
+    assert waited >= grace - 0.01, waited
+    # ... and the crawl closed on SIGTERM: no SIGKILL was needed.
+    assert "ignored SIGTERM; killing it" not in log, log
+    assert log.rstrip().endswith("daemon stopped"), log
+
     [run] = harness.runs()
-    assert run.status in ("ok", "failed")
-    assert run.finished_at is not None
-    assert run.snapshot_id, harness.daemon_log()
-    assert run.snapshot_state in ("committed", "spooled"), run
-    if run.snapshot_state == "committed":
-        assert run.snapshot_id in harness.snapshot_ids()
-    else:
-        spool = harness.state_dir / "spool"
-        assert any(p.name.startswith(run.snapshot_id) for p in spool.rglob("*")), run
+    assert run.status == "failed" and run.error == "stopped by daemon shutdown", run
+    assert run.finished_at is not None and run.started_at is not None
+    crawl_log = Path(run.log_path or "").read_text(encoding="utf-8")
+    assert "Closing spider (shutdown)" in crawl_log, crawl_log[-2000:]
+    assert run.snapshot_id and run.snapshot_state == "committed", (run, log)
+    assert run.snapshot_id in harness.snapshot_ids()
+    [manifest_path] = (harness.archive_dir / "snapshots" / "sample" / "articles").glob(f"{run.snapshot_id}/manifest.json")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    assert (manifest["status"], manifest["finish_reason"]) == ("partial", "shutdown"), manifest
+    assert manifest["counts"]["pages"] >= 1, manifest["counts"]  # the page archived before the signal
+    verified = harness.cli("verify", run.snapshot_id)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert not [p for p in spool.rglob("*") if p.name.startswith(run.snapshot_id)], list(spool.rglob("*"))
 
 
 def test_trigger_without_daemon_runs_here_and_is_recorded(harness: DaemonHarness) -> None:

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,23 +20,29 @@ from scheduler.lock import DaemonLock, daemon_running, job_lock
 
 
 def test_launcher_stops_a_crawl_past_its_timeout(tmp_path: Path) -> None:
-    launcher = Launcher(kill_grace_seconds=5)
-    began = time.monotonic()
+    launcher = Launcher(kill_grace_seconds=30)
     result = launcher.run([sys.executable, "-c", "import time; time.sleep(60)"],
                           log_path=tmp_path / "a.log", summary_path=tmp_path / "a.json", timeout=1)
     assert result.timed_out and not result.terminated
-    assert result.returncode is not None and result.returncode < 0
-    assert time.monotonic() - began < 5
+    # Ended by the launcher's SIGTERM: not by its own end (0, after 60 s), nor by the kill after the grace.
+    assert result.returncode == -signal.SIGTERM
     assert launcher.running() == 0
 
 
 def test_launcher_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
-    code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True);"
-            " time.sleep(60)")
+    # The child ignores SIGTERM from its first instruction on: an ignored signal survives
+    # fork and exec, so it is set here around the start rather than raced by the child's
+    # own start-up against the launcher's timeout.
+    code = ("import signal, time; assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN;"
+            " print('ready', flush=True); time.sleep(60)")
     launcher = Launcher(kill_grace_seconds=1)
-    result = launcher.run([sys.executable, "-c", code], log_path=tmp_path / "b.log",
-                          summary_path=tmp_path / "b.json", timeout=1.5)
-    assert result.timed_out and result.returncode == -9
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        result = launcher.run([sys.executable, "-c", code], log_path=tmp_path / "b.log",
+                              summary_path=tmp_path / "b.json", timeout=1.5)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.timed_out and result.returncode == -signal.SIGKILL
     assert "ready" in (tmp_path / "b.log").read_text()
 
 
@@ -44,15 +51,34 @@ def test_a_crawl_starting_while_shutdown_begins_is_stopped(tmp_path: Path,
     """Shutdown landing between the launcher's check and the child's registration."""
     real_popen = subprocess.Popen
     starting = threading.Event()
+    launcher = Launcher(kill_grace_seconds=2)
+
+    class AnnouncingLock:
+        """The launcher's lock, telling when the shutdown (the main thread) asks for it."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+            self.shutdown_waits = threading.Event()
+
+        def __enter__(self) -> Any:
+            if threading.current_thread() is threading.main_thread():
+                self.shutdown_waits.set()
+            return self.inner.__enter__()
+
+        def __exit__(self, *exc: object) -> Any:
+            return self.inner.__exit__(*exc)
+
+    lock = AnnouncingLock(launcher._lock)
+    launcher._lock = lock  # type: ignore[assignment]
 
     class SlowStart(real_popen):  # type: ignore[misc, valid-type]
         def __init__(self, *args: object, **kwargs: object) -> None:
             starting.set()
-            time.sleep(0.5)  # a slow fork: shutdown begins while the child is being started
+            # A slow fork: the child is started only once shutdown has begun and waits on the launcher.
+            assert lock.shutdown_waits.wait(30), "shutdown never asked for the launcher's lock"
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(subprocess, "Popen", SlowStart)
-    launcher = Launcher(kill_grace_seconds=2)
     results = []
     worker = threading.Thread(target=lambda: results.append(launcher.run(
         [sys.executable, "-c", "import time; time.sleep(60)"], log_path=tmp_path / "d.log",

@@ -171,9 +171,14 @@ def test_redirect_chain_reaches_the_article(sample_site: SiteServer) -> None:
 
 def test_slow_article_takes_about_three_seconds(sample_site: SiteServer) -> None:
     path = sample_site.site.article_path(sample_site.site.specials.slow)
+    # The page declares its delay (no clock needed) ...
+    assert render(sample_site.site, path).delay == pytest.approx(3.0)
+    assert render(sample_site.site, sample_site.site.article_path(1)).delay == 0
+    # ... and the server waits it out: a lower bound, which a slow machine cannot break
+    # (a hang ends at fetch's 30 s socket timeout).
     started = time.monotonic()
     assert fetch(sample_site.base_url, path).status == 200
-    assert 2.5 <= time.monotonic() - started < 10
+    assert time.monotonic() - started >= 2.5
 
 
 def test_oversize_and_big_pages_stream_their_declared_size(
@@ -459,8 +464,13 @@ def test_hundred_thousand_articles_start_instantly(sample_site_factory: Any, mon
     assert_matches_truth(extract_article(page.sel()), site.article_truth(99_999))
     last = fetch(running.base_url, f"/?page={site.page_count()}").sel()
     assert "/news/1-" in " ".join(last.css("a.article-link::attr(href)").getall())
-    assert fetch(running.base_url, "/sitemap-10.xml").status == 200
-    assert len(generated) < 5_000, len(generated)
+    before_sitemap = len(generated)
+    sitemap = fetch(running.base_url, "/sitemap-10.xml")
+    assert sitemap.status == 200
+    listed = sitemap.body.count(b"<loc>")
+    assert listed > 0
+    # A sitemap needs a slug and a lastmod per URL it lists: a few generations each, not the site.
+    assert len(generated) - before_sitemap <= 3 * listed, (len(generated) - before_sitemap, listed)
 
 
 def test_cli_prints_base_url_first_and_stops_on_sigterm() -> None:

@@ -20,10 +20,9 @@ from archive.verify import find_snapshot, latest_snapshot, load_manifest, verify
 from archive.writers import WriterIdentity, claim
 from newsvault.config import Config
 from newsvault.errors import IntegrityError, NewsvaultError, StoreError
+from newsvault.names import KINDS
 from scheduler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, archive_option, config_from_args
 from scheduler.history import mark_snapshots_committed
-
-KIND_CHOICES = ("articles", "discussions")
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -36,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
     snaps = add("snapshots", "list committed snapshots (and what waits in the spool)", "newsvault snapshots sample --kind articles --json")
     snaps.add_argument("site", nargs="?", metavar="SITE", help="only this site")
-    snaps.add_argument("--kind", choices=KIND_CHOICES, help="only this crawl kind")
+    snaps.add_argument("--kind", choices=KINDS, help="only this crawl kind")
     snaps.add_argument("--json", action="store_true", help="print JSON instead of a table")
     snaps.set_defaults(handler=cmd_snapshots)
 
@@ -56,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     which.add_argument("--latest", metavar="SITE", help="the newest snapshot of SITE")
     which.add_argument("--at", metavar="TIME", help="the newest snapshot started at or before TIME (ISO 8601; needs --site)")
     restore.add_argument("--site", metavar="SITE", help="the site for --at")
-    restore.add_argument("--kind", choices=KIND_CHOICES, help="crawl kind for --latest/--at (default: any)")
+    restore.add_argument("--kind", choices=KINDS, help="crawl kind for --latest/--at (default: any)")
     restore.add_argument("--to", required=True, metavar="DIR", help="target directory (created; files are written only inside it)")
     restore.add_argument("--self-contained", action="store_true", help="resolve revisit records so the WARC stands alone")
     restore.add_argument("--any-status", action="store_true",
@@ -81,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     claim_p = add("claim", "make this state dir the writer of a site in the archive (when the old writer is gone)",
                   "newsvault claim sample --kind articles")
     claim_p.add_argument("site", metavar="SITE")
-    claim_p.add_argument("--kind", choices=KIND_CHOICES, action="append",
+    claim_p.add_argument("--kind", choices=KINDS, action="append",
                          help="only this crawl kind (repeatable; default: both)")
     claim_p.set_defaults(handler=cmd_claim)
 
@@ -251,7 +250,7 @@ def cmd_claim(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     store = _store(config)
     identity = WriterIdentity.of(config.state_dir)
-    for kind in args.kind or list(KIND_CHOICES):
+    for kind in args.kind or list(KINDS):
         previous = claim(store, args.site, kind, identity)
         before = f" (was {previous.describe()})" if previous and previous != identity else ""
         print(f"{args.site}/{kind} in {store.url} is now written by {identity.describe()}{before}")

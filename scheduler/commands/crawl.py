@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from newsvault.errors import UnknownSiteError
+from newsvault.names import KINDS
 from scheduler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, archive_option, config_from_args
 
 # Stats the pipelines set, shown in the summary when present.
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     crawl.add_argument("site", metavar="SITE", help="site profile name (see `newsvault sites`)")
-    crawl.add_argument("--kind", choices=("articles", "discussions"), default="articles", help="what to crawl (default: articles)")
+    crawl.add_argument("--kind", choices=KINDS, default="articles", help="what to crawl (default: articles)")
     crawl.add_argument(
         "--start-url", dest="start_urls", action="append", metavar="URL",
         help="start here instead of the profile's start URLs (repeatable)",

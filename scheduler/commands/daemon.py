@@ -8,9 +8,8 @@ import sys
 import time
 
 from newsvault.errors import ConfigError
+from newsvault.names import KINDS
 from scheduler.cli import EXIT_FAILED, EXIT_OK, archive_option, config_from_args
-
-KINDS = ("articles", "discussions")
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -79,7 +79,8 @@ def extract_article(
     body = paragraphs(root, fields.get("body", []))
     extraction = "selectors"
     if not body or not item.get("title") or not item.get("published_at"):
-        generic = generic_extract(root.get(), url)
+        # The parsed page: generic extraction measures its visible text without parsing again.
+        generic = generic_extract(root, url)
         if not body:
             body = generic.body
             extraction = "trafilatura"
