@@ -3,8 +3,15 @@
 These are the defaults; `newsvault.config.Config.scrapy_settings()` lays the
 user's configuration over them and a site profile may tighten crawl limits.
 Components read their values here through ``crawler.settings``, never from the
-environment.
+environment. Every value the config also sets is taken from the config's own
+defaults (``DEFAULTS``), so `scrapy crawl` and `newsvault crawl` agree by
+construction (tests/test_config.py checks it).
 """
+
+from newsvault.config import Config
+
+# The config's defaults as Scrapy settings: the one source of these values.
+DEFAULTS = Config().scrapy_settings()
 
 # --- Project --------------------------------------------------------------
 BOT_NAME = "newsvault"
@@ -12,7 +19,7 @@ SPIDER_MODULES = ["spiders"]
 NEWSPIDER_MODULE = "spiders"
 # Asyncio reactor is Scrapy's default; named here so a change is deliberate.
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
-LOG_LEVEL = "INFO"
+LOG_LEVEL = DEFAULTS["LOG_LEVEL"]
 FEED_EXPORT_ENCODING = "utf-8"
 # No listening consoles in an unattended crawler: both would open loopback
 # ports that accept commands for the running crawl.
@@ -20,24 +27,24 @@ TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
 
 # --- Politeness -----------------------------------------------------------
-# An honest User-Agent naming the project; overridden by config crawl.user_agent.
-USER_AGENT = "newsvault (news archiving crawler)"
-ROBOTSTXT_OBEY = True
+# An honest User-Agent naming the project and its version (config crawl.user_agent).
+USER_AGENT = DEFAULTS["USER_AGENT"]
+ROBOTSTXT_OBEY = DEFAULTS["ROBOTSTXT_OBEY"]
 # AutoThrottle adapts the delay to the server's latency, on top of DOWNLOAD_DELAY.
-AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_ENABLED = DEFAULTS["AUTOTHROTTLE_ENABLED"]
 AUTOTHROTTLE_START_DELAY = 0.25
 AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
-CONCURRENT_REQUESTS = 16
-CONCURRENT_REQUESTS_PER_DOMAIN = 4
-DOWNLOAD_DELAY = 0.25
+CONCURRENT_REQUESTS = DEFAULTS["CONCURRENT_REQUESTS"]
+CONCURRENT_REQUESTS_PER_DOMAIN = DEFAULTS["CONCURRENT_REQUESTS_PER_DOMAIN"]
+DOWNLOAD_DELAY = DEFAULTS["DOWNLOAD_DELAY"]
 
 # --- Limits ---------------------------------------------------------------
 # Responses (and decompressed bodies) above this are dropped and counted.
-DOWNLOAD_MAXSIZE = 10 * 1024 * 1024
+DOWNLOAD_MAXSIZE = DEFAULTS["DOWNLOAD_MAXSIZE"]
 DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
-DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_TIMEOUT = DEFAULTS["DOWNLOAD_TIMEOUT"]
 RETRY_ENABLED = True
-RETRY_TIMES = 3
+RETRY_TIMES = DEFAULTS["RETRY_TIMES"]
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 
 # --- Frontier ---------------------------------------------------------------
@@ -62,7 +69,7 @@ NEWSVAULT_WORKER_PIPELINES = [
 # The item stages (above) and the snapshot's file writer each run in a child process, on
 # the machine's other cores; False keeps both in the crawl's process (same
 # results, about half the speed). Config: crawl.worker_processes.
-NEWSVAULT_WORKER_PROCESSES = True
+NEWSVAULT_WORKER_PROCESSES = DEFAULTS["NEWSVAULT_WORKER_PROCESSES"]
 
 # --- Downloader hooks -----------------------------------------------------
 # Near the downloader, so the WARC records what came over the wire (every
@@ -81,9 +88,9 @@ EXTENSIONS = {
 
 # --- newsvault: state -----------------------------------------------------
 # Dedupe and change-tracking state, run history, job store and spool live here.
-NEWSVAULT_STATE_DIR = "var"
+NEWSVAULT_STATE_DIR = DEFAULTS["NEWSVAULT_STATE_DIR"]
 # Re-request known article URLs not seen in this crawl, to detect removals.
-NEWSVAULT_RECHECK_KNOWN = True
+NEWSVAULT_RECHECK_KNOWN = DEFAULTS["NEWSVAULT_RECHECK_KNOWN"]
 
 # --- newsvault: dedupe ------------------------------------------------------
 # Estimated Jaccard similarity of 5-word shingles above which two bodies at
@@ -93,18 +100,18 @@ NEWSVAULT_NEAR_DUPLICATE_THRESHOLD = 0.8
 # --- newsvault: archive ---------------------------------------------------
 NEWSVAULT_ARCHIVE_ENABLED = True
 # s3://bucket/prefix or a local directory.
-NEWSVAULT_ARCHIVE_URL = "var/archive"
-# Finished snapshots wait here until the store has them; default <state>/spool.
-NEWSVAULT_SPOOL_DIR = None
-NEWSVAULT_WARC_MAX_BYTES = 1_000_000_000
+NEWSVAULT_ARCHIVE_URL = DEFAULTS["NEWSVAULT_ARCHIVE_URL"]
+# Finished snapshots wait here until the store has them (<state>/spool).
+NEWSVAULT_SPOOL_DIR = DEFAULTS["NEWSVAULT_SPOOL_DIR"]
+NEWSVAULT_WARC_MAX_BYTES = DEFAULTS["NEWSVAULT_WARC_MAX_BYTES"]
 # The snapshot id of this crawl, chosen by the crawl runner before it starts so
 # the change tracker can file its writes under it; None: the extension picks one.
 NEWSVAULT_SNAPSHOT_ID = None
 # boto3 request_checksum_calculation: "when_required" for servers that
 # mishandle the CRC32 checksums boto3 >= 1.36 sends by default.
-NEWSVAULT_S3_CHECKSUMS = "when_supported"
-NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES = 8 * 1024 * 1024
+NEWSVAULT_S3_CHECKSUMS = DEFAULTS["NEWSVAULT_S3_CHECKSUMS"]
+NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES = DEFAULTS["NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES"]
 
 # --- newsvault: display ---------------------------------------------------
 # Live progress line (pages, items, errors) on stderr when it is a terminal.
-NEWSVAULT_PROGRESS = True
+NEWSVAULT_PROGRESS = DEFAULTS["NEWSVAULT_PROGRESS"]

@@ -15,6 +15,8 @@ import queue
 import threading
 from collections.abc import Callable
 
+from newsvault.errors import NewsvaultError
+
 log = logging.getLogger(__name__)
 
 Job = Callable[[], None]
@@ -24,7 +26,7 @@ DEFAULT_MAX_PENDING = 32
 _STOP = object()
 
 
-class BackgroundWriteError(OSError):
+class BackgroundWriteError(NewsvaultError, OSError):
     """A job of the background writer failed; the files it wrote to are incomplete."""
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -200,18 +198,6 @@ def snapshot_files(directory: Path) -> list[FileEntry]:
         size, sha = sha256_file(path)
         entries.append(FileEntry(name=path.name, size=size, sha256=sha))
     return entries
-
-
-def json_safe_stats(stats: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-representable subset of Scrapy stats (datetimes as ISO strings, sorted keys)."""
-    safe: dict[str, Any] = {}
-    for key in sorted(stats):
-        value = stats[key]
-        if isinstance(value, datetime):
-            safe[key] = value.isoformat()
-        elif isinstance(value, bool | int | str) or value is None or (isinstance(value, float) and math.isfinite(value)):
-            safe[key] = value
-    return safe
 
 
 def read_manifest(path: Path) -> Manifest:

@@ -39,12 +39,6 @@ ARCHIVE_FAILED_REASON = "archive_failed"
 WRITER_FAILED_REASON = "snapshot_writer_failed"
 
 
-def spool_dir_from_settings(settings: Any) -> Path:
-    """``NEWSVAULT_SPOOL_DIR``, else ``<NEWSVAULT_STATE_DIR>/spool``."""
-    spool = settings.get("NEWSVAULT_SPOOL_DIR")
-    return Path(spool) if spool else Path(settings.get("NEWSVAULT_STATE_DIR") or "var") / "spool"
-
-
 class SnapshotExtension:
     """Opens a staging dir when the spider opens and finalises it into a spool entry when it closes.
 
@@ -89,12 +83,12 @@ class SnapshotExtension:
         if not settings.getbool("NEWSVAULT_ARCHIVE_ENABLED"):
             raise NotConfigured("archive disabled (NEWSVAULT_ARCHIVE_ENABLED)")
         ext = cls(
-            spool_dir=spool_dir_from_settings(settings),
-            state_dir=Path(settings.get("NEWSVAULT_STATE_DIR") or "var"),
-            archive_url=str(settings.get("NEWSVAULT_ARCHIVE_URL") or "var/archive"),
+            spool_dir=Path(settings["NEWSVAULT_SPOOL_DIR"]),
+            state_dir=Path(settings["NEWSVAULT_STATE_DIR"]),
+            archive_url=str(settings["NEWSVAULT_ARCHIVE_URL"]),
             warc_max_bytes=settings.getint("NEWSVAULT_WARC_MAX_BYTES"),
             stats=crawler.stats,
-            writer_process=settings.getbool("NEWSVAULT_WORKER_PROCESSES", True),
+            writer_process=settings.getbool("NEWSVAULT_WORKER_PROCESSES"),
             snapshot_id=settings.get("NEWSVAULT_SNAPSHOT_ID") or None,
             crawler=crawler,
         )

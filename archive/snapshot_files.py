@@ -36,6 +36,7 @@ from typing import Any
 
 from archive.manifest import ITEMS_NAME
 from archive.warc import GZIP_LEVEL, RotatingWarcWriter, payload_digest
+from newsvault.errors import NewsvaultError
 from newsvault.processes import become_worker, start_worker, stop_worker
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def item_line(item: dict[str, Any]) -> bytes:
     return (json.dumps(item, ensure_ascii=False, sort_keys=True, default=str) + "\n").encode()
 
 
-class SnapshotFilesError(OSError):
+class SnapshotFilesError(NewsvaultError, OSError):
     """The snapshot writer process failed or is gone; the snapshot's files are incomplete."""
 
 

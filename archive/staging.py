@@ -18,7 +18,7 @@ from typing import Any
 
 from archive.ids import new_snapshot_id, utc_iso
 from archive.index import DigestIndex
-from archive.manifest import MANIFEST_NAME, Manifest, json_safe_stats, snapshot_files
+from archive.manifest import MANIFEST_NAME, Manifest, snapshot_files
 from archive.paths import check_kind, check_site
 from archive.snapshot_files import (
     DIGESTS_NAME,
@@ -27,6 +27,7 @@ from archive.snapshot_files import (
     SnapshotFilesProcess,
     item_line,
 )
+from newsvault.jsonsafe import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ class Staging:
             status=status,
             finish_reason=finish_reason,
             counts=self.counts(),
-            crawl_stats=json_safe_stats(stats or {}),
+            crawl_stats=json_safe(stats or {}),
             previous_snapshot_id=self.previous_snapshot_id,
             refers_to=sorted(self.recorded.refers_to if self.recorded else ()),
         )

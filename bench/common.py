@@ -108,6 +108,66 @@ def run_child(
         )
 
 
+# A child's ru_maxrss starts at its parent's peak (exec keeps the high-water mark
+# of the address space it replaces), so a big parent inflates every figure of
+# run_child. This wrapper is small: the command's peak as the wrapper sees it is
+# the command's own (plus the wrapper's ~10 MB). It writes the rusage to a file
+# and passes stdout/stderr through.
+_RSS_WRAPPER = """
+import json, os, subprocess, sys, time
+out, timeout, argv = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+proc = subprocess.Popen(argv)
+deadline = time.monotonic() + timeout
+timed_out = False
+while True:
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid:
+        break
+    if time.monotonic() > deadline:
+        proc.kill()
+        pid, status, usage = os.wait4(proc.pid, 0)
+        timed_out = True
+        break
+    time.sleep(0.02)
+with open(out, "w") as fh:
+    json.dump({"code": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss,
+               "cpu": usage.ru_utime + usage.ru_stime, "timed_out": timed_out}, fh)
+"""
+
+
+def run_measured(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    timeout: float = 1800,
+) -> ChildResult:
+    """Like :func:`run_child`, but the peak RSS is the command's own, whatever this process's size."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="nv-rusage-") as tmp:
+        side = Path(tmp) / "rusage.json"
+        outer = run_child(
+            [PYTHON, "-c", _RSS_WRAPPER, str(side), str(timeout), *args],
+            env=env,
+            cwd=cwd,
+            timeout=timeout + 30,
+        )
+        try:
+            data = json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return outer  # the wrapper itself was killed: its own figures stand
+    return ChildResult(
+        int(data["code"]),
+        outer.wall_seconds,
+        float(data["cpu"]),
+        int(data["maxrss_kb"]) / 1024,
+        outer.stdout,
+        outer.stderr,
+        timed_out=bool(data["timed_out"]),
+    )
+
+
 def _wait4(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, Any]:
     """os.wait4 with a deadline: SIGKILL the child when it runs past ``timeout``."""
     deadline = time.monotonic() + timeout

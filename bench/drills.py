@@ -79,6 +79,7 @@ from common import (
     child_env,
     has_traceback,
     run_child,
+    run_measured,
     tmpfs_available,
     tmpfs_command,
     total_peak_rss_mb,
@@ -1470,7 +1471,8 @@ def _restore_on_full_disk(case: Path, env: dict[str, str], snapshot_id: str) -> 
         f"{shlex.join(restore)} > {out}/restore.out 2> {out}/restore.err; echo $? > {out}/restore.rc; "
         f"find {mnt} -mindepth 1 > {out}/left.txt"
     )
-    wrapper = run_child(tmpfs_command(mnt, "2m", ["sh", "-c", script]), env=env, cwd=case, timeout=HOSTILE_TIMEOUT)
+    wrapper = run_measured(tmpfs_command(mnt, "2m", ["sh", "-c", script]), env=env, cwd=case,
+                           timeout=HOSTILE_TIMEOUT)
 
     def text(name: str) -> str:
         path = out / name
@@ -1517,7 +1519,7 @@ def drill_hostile(work: Path, huge_bytes: int, only_cases: str | None = None) ->
 
         def run(label: str, args: list[str], env: dict[str, str] = env, case: Path = case,
                 timeout: float = timeout, results: dict[str, ChildResult] = results) -> ChildResult:
-            result = nv(args, env, case, timeout=timeout)
+            result = run_measured([*CLI, *args], env=env, cwd=case, timeout=timeout)
             results[label] = result
             return result
 

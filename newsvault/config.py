@@ -41,6 +41,9 @@ ENV_ALIASES = {
 }
 
 
+# S3: files from this size go up in parts (S3's minimum part is 5 MiB).
+DEFAULT_MULTIPART_THRESHOLD_BYTES = 8 * 1024 * 1024
+DEFAULT_S3_CHECKSUMS: Literal["when_supported", "when_required"] = "when_supported"
 # Ten years: no interval, timeout or delay of newsvault is longer (and timedelta overflows past ~2.7e15 s).
 MAX_SECONDS = 10 * 365 * 24 * 3600
 # Keys whose values are never echoed in an error (a secret put in the config by mistake).
@@ -74,9 +77,9 @@ class ArchiveConfig(_Section):
     spool_dir: str | None = Field(None, description="finished snapshots awaiting upload; default <state>/spool")
     warc_max_bytes: int = Field(1_000_000_000, gt=0, description="start a new WARC file past this size")
     s3_checksums: Literal["when_supported", "when_required"] = Field(
-        "when_supported", description="boto3 request_checksum_calculation"
+        DEFAULT_S3_CHECKSUMS, description="boto3 request_checksum_calculation"
     )
-    s3_multipart_threshold_bytes: int = Field(8 * 1024 * 1024, gt=5 * 1024 * 1024 - 1)
+    s3_multipart_threshold_bytes: int = Field(DEFAULT_MULTIPART_THRESHOLD_BYTES, gt=5 * 1024 * 1024 - 1)
     lock_wait_seconds: float = Field(
         600, ge=0, le=MAX_SECONDS, description="how long a crawl or push waits for the archive lock while a prune runs"
     )

@@ -63,10 +63,10 @@ class ChangeTrackingPipeline:
     def from_crawler(cls, crawler: Any) -> ChangeTrackingPipeline:
         settings = crawler.settings
         pipeline = cls(
-            state_dir=settings.get("NEWSVAULT_STATE_DIR") or "var",
+            state_dir=settings["NEWSVAULT_STATE_DIR"],
             stats=crawler.stats,
             run=settings.get("NEWSVAULT_SNAPSHOT_ID") or None,
-            dry_run=not settings.getbool("NEWSVAULT_ARCHIVE_ENABLED", True),
+            dry_run=not settings.getbool("NEWSVAULT_ARCHIVE_ENABLED"),
         )
         # Flush at idle so the spider's recheck of known URLs sees this run's writes.
         crawler.signals.connect(pipeline.flush, signal=signals.spider_idle)
@@ -176,9 +176,9 @@ class ChangeStateCommitter:
     def from_crawler(cls, crawler: Any) -> ChangeStateCommitter:
         from archive.scrapy_hooks import snapshot_finalised
 
-        if not crawler.settings.getbool("NEWSVAULT_ARCHIVE_ENABLED", True):
+        if not crawler.settings.getbool("NEWSVAULT_ARCHIVE_ENABLED"):
             raise NotConfigured("no archive: a dry run never changes the state")
-        committer = cls(crawler.settings.get("NEWSVAULT_STATE_DIR") or "var")
+        committer = cls(crawler.settings["NEWSVAULT_STATE_DIR"])
         crawler.signals.connect(committer.snapshot_finalised, signal=snapshot_finalised)
         return committer
 

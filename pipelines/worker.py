@@ -49,6 +49,7 @@ from twisted.internet.interfaces import IReadDescriptor
 from zope.interface import implementer
 
 from archive.scrapy_hooks import find_extension
+from newsvault.errors import NewsvaultError
 from newsvault.processes import become_worker, start_worker, stop_worker
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ REPLY_TIMEOUT_SECONDS = 300.0
 StatsOp = tuple[str, str, Any]
 
 
-class ItemWorkerError(RuntimeError):
+class ItemWorkerError(NewsvaultError, RuntimeError):
     """A stage failed on an item in the worker, or the worker itself failed."""
 
 
@@ -340,7 +341,7 @@ class ItemWorkerPipeline:
         paths = crawler.settings.getlist("NEWSVAULT_WORKER_PIPELINES", list(DEFAULT_STAGES))
         if not paths:
             raise NotConfigured("NEWSVAULT_WORKER_PIPELINES is empty")
-        pipeline = cls(crawler, paths=paths, in_child=crawler.settings.getbool("NEWSVAULT_WORKER_PROCESSES", True))
+        pipeline = cls(crawler, paths=paths, in_child=crawler.settings.getbool("NEWSVAULT_WORKER_PROCESSES"))
         crawler.signals.connect(pipeline.spider_idle, signal=signals.spider_idle)
         return pipeline
 

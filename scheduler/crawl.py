@@ -12,7 +12,6 @@ import logging
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +23,7 @@ from archive.scrapy_hooks import SNAPSHOT_ERROR_STAT, find_extension
 from archive.session import ArchiveSession, SnapshotOutcome, SnapshotState
 from newsvault.config import Config
 from newsvault.errors import ArchiveLockedError, WriterConflictError
+from newsvault.jsonsafe import json_safe
 from newsvault.outcome import COMPLETE_REASONS, failure_reason
 from scheduler.history import mark_snapshots_committed
 from spiders.profile import SiteProfile, find_profile
@@ -58,18 +58,6 @@ class CrawlSummary:
 
     def write_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 def profile_settings(profile: SiteProfile, base: Settings) -> dict[str, Any]:
@@ -255,7 +243,7 @@ def _abandon_unfinished(crawler: Any) -> None:
 
 
 def _summarise(site: str, kind: str, crawler: Any, output: str | Path | None) -> CrawlSummary:
-    stats = _json_safe(crawler.stats.get_stats() if crawler.stats else {})
+    stats = json_safe(crawler.stats.get_stats() if crawler.stats else {})
     finish_reason = stats.get("finish_reason")
     failure = failure_reason(stats)
     if failure:

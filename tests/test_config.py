@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from newsvault.config import load_config
+from newsvault import __version__
+from newsvault.config import Config, load_config
 from newsvault.errors import ConfigError
 
 
@@ -82,3 +83,13 @@ def test_example_config_loads_and_names_every_key() -> None:
         for key in type(model).model_fields:
             # Optional keys appear commented out, with an example value.
             assert f"\n{key} =" in text or f"\n# {key} =" in text, f"{section}.{key} missing from the example"
+
+
+def test_settings_py_and_the_config_agree_on_every_default() -> None:
+    import settings
+
+    defaults = Config().scrapy_settings()
+    for key, value in defaults.items():
+        assert getattr(settings, key) == value, key
+    # So `scrapy crawl` (settings.py alone) and `newsvault crawl` send the same User-Agent.
+    assert settings.USER_AGENT == Config().crawl.user_agent and __version__ in settings.USER_AGENT

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,10 @@ from warcio.archiveiterator import ArchiveIterator
 
 from archive.ids import is_snapshot_id, new_snapshot_id, snapshot_time
 from archive.index import DigestIndex
-from archive.manifest import MANIFEST_NAME, Manifest, ManifestError, json_safe_stats, sha256_file
+from archive.manifest import MANIFEST_NAME, Manifest, ManifestError, sha256_file
 from archive.staging import Staging
 from archive.warc import HEADER_REFERS_FILE, HEADER_REFERS_SNAPSHOT, payload_digest
+from newsvault.jsonsafe import json_safe
 
 
 def fake_page(url: str, body: bytes) -> dict:
@@ -66,7 +68,7 @@ def test_finalise_writes_manifest_and_renames(tmp_path: Path) -> None:
     assert manifest.status == "complete" and manifest.snapshot_id == staging.snapshot_id
     assert manifest.counts["items_by_type"] == {"article": {"new": 3}, "discussion": {"new": 1}}
     assert manifest.counts["pages"] == 3 and manifest.counts["revisits"] == 0
-    assert manifest.crawl_stats["item_scraped_count"] == 4 and "odd" not in manifest.crawl_stats
+    assert manifest.crawl_stats["item_scraped_count"] == 4 and manifest.crawl_stats["odd"].startswith("<object")  # one converter
     assert {f.name for f in manifest.files} == {"items.jsonl.gz", "pages-00000.warc.gz"}
     for entry in manifest.files:
         assert sha256_file(final / entry.name) == (entry.size, entry.sha256)
@@ -149,6 +151,14 @@ def test_manifest_rejects_garbage() -> None:
         Manifest.from_json(b"{not json")
 
 
-def test_json_safe_stats_drops_objects() -> None:
-    safe = json_safe_stats({"a": 1, "b": float("nan"), "c": object(), "d": "x", "e": 1.5})
-    assert safe == {"a": 1, "d": "x", "e": 1.5}
+def test_one_stats_conversion_keeps_lists_and_makes_everything_json() -> None:
+    class Thing:
+        def __str__(self) -> str:
+            return "thing"
+
+    safe = json_safe({"e": 1.5, "a": 1, "b": float("nan"), "c": Thing(), "d": "x",
+                      "newsvault/removed_urls": ["u2", "u1"], "start_time": datetime(2026, 12, 1, tzinfo=UTC)})
+    assert safe == {"a": 1, "b": None, "c": "thing", "d": "x", "e": 1.5, "newsvault/removed_urls": ["u2", "u1"],
+                    "start_time": "2026-12-01T00:00:00+00:00"}
+    assert list(safe) == sorted(safe)
+    json.dumps(safe, allow_nan=False)  # what a manifest needs

@@ -179,12 +179,14 @@ def open_store(url: str, settings: Mapping[str, Any] | Any | None = None) -> Sna
     parts = urlsplit(url)
     if parts.scheme == "s3":
         from archive.stores.s3 import S3Store
+        from newsvault.config import DEFAULT_MULTIPART_THRESHOLD_BYTES, DEFAULT_S3_CHECKSUMS
 
         return S3Store(
             bucket=parts.netloc,
             prefix=parts.path.strip("/"),
-            checksums=str(_setting(settings, "NEWSVAULT_S3_CHECKSUMS", "when_supported")),
-            multipart_threshold=int(_setting(settings, "NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES", 8 * 1024 * 1024)),
+            checksums=str(_setting(settings, "NEWSVAULT_S3_CHECKSUMS", DEFAULT_S3_CHECKSUMS)),
+            multipart_threshold=int(_setting(settings, "NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES",
+                                             DEFAULT_MULTIPART_THRESHOLD_BYTES)),
         )
     from archive.stores.local import LocalStore
 

@@ -45,6 +45,7 @@ from archive.stores import (
     parse_manifest_key,
     read_bounded,
 )
+from newsvault.config import DEFAULT_MULTIPART_THRESHOLD_BYTES, DEFAULT_S3_CHECKSUMS
 from newsvault.errors import (
     ObjectExistsError,
     SnapshotExistsError,
@@ -113,8 +114,8 @@ class S3Store:
         *,
         bucket: str,
         prefix: str = "",
-        checksums: str = "when_supported",
-        multipart_threshold: int = 8 * 1024 * 1024,
+        checksums: str = DEFAULT_S3_CHECKSUMS,
+        multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD_BYTES,
         max_attempts: int = 5,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
