@@ -55,9 +55,9 @@ SCHEDULER_DISK_QUEUE = "scrapy.squeues.MarshalLifoDiskQueue"
 
 # --- Item pipelines (order matters: clean -> validate -> dedupe -> changes -> snapshot)
 ITEM_PIPELINES = {
-    # Runs NEWSVAULT_WORKER_PIPELINES, in order, in a child process (a second core).
-    "pipelines.worker.ItemWorkerPipeline": 100,
-    "pipelines.snapshot.SnapshotItemsPipeline": 900,
+    # Runs NEWSVAULT_WORKER_PIPELINES, in order, then writes each item into the
+    # snapshot, in the sidecar process (a second core; pipelines/sidecar.py).
+    "pipelines.sidecar.SidecarPipeline": 100,
 }
 # clean -> validate -> dedupe -> change tracking (docs/architecture.md).
 NEWSVAULT_WORKER_PIPELINES = [
@@ -66,9 +66,9 @@ NEWSVAULT_WORKER_PIPELINES = [
     "pipelines.dedupe.DedupePipeline",
     "pipelines.changes.ChangeTrackingPipeline",
 ]
-# The item stages (above) and the snapshot's file writer each run in a child process, on
-# the machine's other cores; False keeps both in the crawl's process (same
-# results, about half the speed). Config: crawl.worker_processes.
+# The item stages (above) and the snapshot's files run in the sidecar, a child
+# process on another core; False keeps them in the crawl's process (same
+# results, slower). Config: crawl.worker_processes.
 NEWSVAULT_WORKER_PROCESSES = DEFAULTS["NEWSVAULT_WORKER_PROCESSES"]
 
 # --- Downloader hooks -----------------------------------------------------
@@ -91,6 +91,18 @@ EXTENSIONS = {
 NEWSVAULT_STATE_DIR = DEFAULTS["NEWSVAULT_STATE_DIR"]
 # Re-request known article URLs not seen in this crawl, to detect removals.
 NEWSVAULT_RECHECK_KNOWN = DEFAULTS["NEWSVAULT_RECHECK_KNOWN"]
+
+# --- newsvault: the site of the crawl ----------------------------------------
+# What the item stages need of the site profile; the spider sets them per crawl
+# (spiders.base.stage_settings), so the stages never read a profile themselves.
+NEWSVAULT_SITE = None
+NEWSVAULT_SITE_TIMEZONE = "UTC"
+NEWSVAULT_SITE_LANGUAGE = None
+NEWSVAULT_STRIP_PATTERNS: list[str] = []
+NEWSVAULT_REPLY_PATTERN = None
+# Where the articles spider reads the article URLs earlier runs saw (to recheck
+# the ones this crawl did not reach): a function (state_dir, site) -> [url].
+NEWSVAULT_KNOWN_ARTICLES = "pipelines.state.known_article_urls"
 
 # --- newsvault: dedupe ------------------------------------------------------
 # Estimated Jaccard similarity of 5-word shingles above which two bodies at

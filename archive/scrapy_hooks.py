@@ -31,7 +31,6 @@ SNAPSHOT_ID_STAT = "newsvault/snapshot_id"
 SNAPSHOT_STATUS_STAT = "newsvault/snapshot_status"
 # Set when the snapshot could not be started, written or finalised: the run then fails.
 SNAPSHOT_ERROR_STAT = "newsvault/snapshot_error"
-WRITER_RSS_STAT = "newsvault/snapshot_writer/max_rss_kb"
 # Sent (snapshot_id=, manifest=) once a snapshot is finalised in the spool.
 snapshot_finalised = object()
 # Finish reasons of a crawl stopped by its archiving.
@@ -59,7 +58,6 @@ class SnapshotExtension:
         archive_url: str,
         warc_max_bytes: int,
         stats: Any = None,
-        writer_process: bool = False,
         snapshot_id: str | None = None,
         crawler: Crawler | None = None,
     ) -> None:
@@ -69,7 +67,6 @@ class SnapshotExtension:
         self.archive_url = archive_url
         self.warc_max_bytes = warc_max_bytes
         self.stats = stats
-        self.writer_process = writer_process
         # Known before the crawl starts, so the change tracker can file its state under it.
         self.snapshot_id = snapshot_id or new_snapshot_id()
         self.crawler = crawler
@@ -88,7 +85,6 @@ class SnapshotExtension:
             archive_url=str(settings["NEWSVAULT_ARCHIVE_URL"]),
             warc_max_bytes=settings.getint("NEWSVAULT_WARC_MAX_BYTES"),
             stats=crawler.stats,
-            writer_process=settings.getbool("NEWSVAULT_WORKER_PROCESSES"),
             snapshot_id=settings.get("NEWSVAULT_SNAPSHOT_ID") or None,
             crawler=crawler,
         )
@@ -96,8 +92,12 @@ class SnapshotExtension:
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
-    def open(self, site: str, kind: str) -> Staging:
-        """Start a new snapshot of ``site``/``kind`` (also usable without Scrapy)."""
+    def open(self, site: str, kind: str, *, sidecar: bool = False) -> Staging:
+        """Start a new snapshot of ``site``/``kind`` (also usable without Scrapy).
+
+        With ``sidecar`` the caller (pipelines/sidecar.py) attaches the files;
+        otherwise they are written in this process.
+        """
         self._index = DigestIndex.in_state_dir(self.state_dir, self.archive_url)
         self.staging = Staging(
             self.spool_dir,
@@ -107,7 +107,7 @@ class SnapshotExtension:
             index=self._index,
             snapshot_id=self.snapshot_id,
             previous_snapshot_id=self._index.latest_snapshot(site, kind),
-            writer_process=self.writer_process,
+            local_files=not sidecar,
         )
         if self.stats is not None:
             self.stats.set_value(SNAPSHOT_ID_STAT, self.staging.snapshot_id)
@@ -131,9 +131,6 @@ class SnapshotExtension:
                 return
             if self.stats is not None:
                 self.stats.set_value(SNAPSHOT_STATUS_STAT, manifest.status)
-                recorded = self.staging.recorded
-                if recorded is not None and recorded.max_rss_kb is not None:
-                    self.stats.set_value(WRITER_RSS_STAT, recorded.max_rss_kb)
             if self.crawler is not None:
                 # Handlers' failures are logged by Scrapy: the snapshot itself is safe in the spool.
                 self.crawler.signals.send_catch_log(signal=snapshot_finalised, snapshot_id=manifest.snapshot_id, manifest=manifest)
@@ -154,6 +151,8 @@ class SnapshotExtension:
             deferred_from_coro(engine.close_spider_async(reason=close_reason))
 
     def spider_opened(self, spider: Spider) -> None:
+        if self.staging is not None:
+            return  # opened already by the sidecar pipeline, which writes its files
         site = getattr(spider, "site", None) or spider.name
         try:
             self.open(site, spider.name)

@@ -10,23 +10,16 @@ import fcntl
 import json
 import logging
 import os
-from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from archive.ids import new_snapshot_id, utc_iso
 from archive.index import DigestIndex
 from archive.manifest import MANIFEST_NAME, Manifest, snapshot_files
 from archive.paths import check_kind, check_site
-from archive.snapshot_files import (
-    DIGESTS_NAME,
-    RecordedCounts,
-    SnapshotFiles,
-    SnapshotFilesProcess,
-    item_line,
-)
+from archive.snapshot_files import DIGESTS_NAME, RecordedCounts, SnapshotFiles
 from newsvault.jsonsafe import json_safe
 
 log = logging.getLogger(__name__)
@@ -34,6 +27,16 @@ log = logging.getLogger(__name__)
 PARTIAL_SUFFIX = ".partial"
 META_NAME = ".meta.json"
 LOCK_NAME = ".lock"
+
+
+class SnapshotFilesSink(Protocol):
+    """Where a staging dir's pages and items go: SnapshotFiles here, or the sidecar's end of them."""
+
+    def record(self, **exchange: Any) -> None: ...
+
+    def write_item(self, item: dict[str, Any]) -> None: ...
+
+    def close(self) -> RecordedCounts: ...
 
 
 def hold_lock(directory: Path) -> int:
@@ -76,7 +79,7 @@ class Staging:
         snapshot_id: str | None = None,
         previous_snapshot_id: str | None = None,
         started: datetime | None = None,
-        writer_process: bool = False,
+        local_files: bool = True,
     ) -> None:
         self.site = check_site(site)
         self.kind = check_kind(kind)
@@ -101,48 +104,43 @@ class Staging:
             ),
             encoding="utf-8",
         )
-        # Pages and items go to the snapshot's files: written in a child process
-        # for crawls (another core, archive/snapshot_files.py), in this one for
-        # direct use and tests.
-        self._local: SnapshotFiles | None = None
-        self._remote: SnapshotFilesProcess | None = None
-        if writer_process:
-            self._remote = SnapshotFilesProcess(
-                self.dir, max_bytes=warc_max_bytes, snapshot_id=self.snapshot_id, site=site, index=index,
-                lock_fd=self._lock_fd,
-            )
-        else:
-            self._local = SnapshotFiles(self.dir, max_bytes=warc_max_bytes, snapshot_id=self.snapshot_id, site=site, index=index)
+        self.warc_max_bytes = warc_max_bytes
+        # Pages and items go to the snapshot's files: in a crawl the sidecar
+        # writes them (pipelines/sidecar.py attaches itself with use_files);
+        # for direct use they are written here.
+        self.files: SnapshotFilesSink | None = None
+        if local_files:
+            self.files = SnapshotFiles(self.dir, max_bytes=warc_max_bytes, snapshot_id=self.snapshot_id, site=site,
+                                       index=index)
         self.recorded: RecordedCounts | None = None
-        self.item_counts: Counter[str] = Counter()
         self.manifest: Manifest | None = None
 
-    # --- items --------------------------------------------------------------
-    def write_item(self, item: dict[str, Any]) -> None:
-        if self._remote is not None:
-            self._remote.write_item(item)
-        else:
-            assert self._local is not None, "staging already finalised"
-            self._local.write_item_line(item_line(item))
-        self.item_counts[f"{item.get('type', 'unknown')}/{item.get('change', 'none')}"] += 1
+    @property
+    def lock_fd(self) -> int | None:
+        """The staging lock's descriptor while this process holds it (the sidecar inherits a duplicate)."""
+        return self._lock_fd
 
-    # --- pages --------------------------------------------------------------
+    def use_files(self, files: SnapshotFilesSink) -> None:
+        """Write pages and items through ``files`` (the sidecar) instead of in this process."""
+        if self.files is not None:
+            raise RuntimeError("this staging dir already has its files")
+        self.files = files
+
+    # --- items and pages -------------------------------------------------------
+    def write_item(self, item: dict[str, Any]) -> None:
+        assert self.files is not None, "staging has no files open (finalised already?)"
+        self.files.write_item(item)
+
     def record_exchange(self, **exchange: Any) -> None:
         """Record one request/response pair (as a revisit if the index holds its payload already)."""
-        if self._remote is not None:
-            self._remote.record(**exchange)
-        else:
-            assert self._local is not None, "staging already finalised"
-            self._local.record(**exchange)
+        assert self.files is not None, "staging has no files open (finalised already?)"
+        self.files.record(**exchange)
 
     # --- close --------------------------------------------------------------
     def _close_writers(self) -> None:
-        local, remote, self._local, self._remote = self._local, self._remote, None, None
-        if local is not None:
-            local.close()
-            self.recorded = local.counts()
-        elif remote is not None:
-            self.recorded = remote.close()
+        files, self.files = self.files, None
+        if files is not None:
+            self.recorded = files.close()
 
     def abandon(self) -> None:
         """Close the files and release the lock, leaving ``<id>.partial`` for salvage (no manifest, no index)."""
@@ -186,14 +184,14 @@ class Staging:
         return manifest
 
     def counts(self) -> dict[str, Any]:
-        """The manifest's counts (pages and files once the recorder is closed)."""
+        """The manifest's counts, from the files once they are closed."""
         recorded = self.recorded or RecordedCounts()
         items: dict[str, dict[str, int]] = {}
-        for key, count in sorted(self.item_counts.items()):
+        for key, count in sorted(recorded.items.items()):
             kind, change = key.split("/", 1)
             items.setdefault(kind, {})[change] = count
         return {
-            "items": sum(self.item_counts.values()),
+            "items": sum(recorded.items.values()),
             "items_by_type": items,
             "pages": recorded.pages,
             "revisits": recorded.revisits,

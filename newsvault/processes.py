@@ -1,4 +1,4 @@
-"""What the crawl's worker processes (item stages, snapshot writer) share: how they start, run and stop."""
+"""How the crawl's sidecar process starts, runs and stops (pipelines/sidecar.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -66,6 +67,24 @@ def become_worker(name: str) -> None:
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class InheritedFd:
+    """A file descriptor handed to a spawned child, the way multiprocessing hands over pipe ends.
+
+    The sidecar gets the staging dir's lock this way, so the lock is held
+    until the child has closed the snapshot's files.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_inherited_fd, (reduction.DupFd(self.fd),))
+
+
+def _inherited_fd(dup: Any) -> int:
+    return int(dup.detach())
 
 
 def _widen_send_buffer(conn: Connection) -> None:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from scrapy import signals
 from scrapy.exceptions import DropItem, NotConfigured
 
 from pipelines.state import StateStore, apply_run, open_state_store
@@ -60,17 +59,13 @@ class ChangeTrackingPipeline:
         self._removed_urls: list[str] = []
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> ChangeTrackingPipeline:
-        settings = crawler.settings
-        pipeline = cls(
+    def from_settings(cls, settings: Mapping[str, Any], stats: Any = None) -> ChangeTrackingPipeline:
+        return cls(
             state_dir=settings["NEWSVAULT_STATE_DIR"],
-            stats=crawler.stats,
+            stats=stats,
             run=settings.get("NEWSVAULT_SNAPSHOT_ID") or None,
-            dry_run=not settings.getbool("NEWSVAULT_ARCHIVE_ENABLED"),
+            dry_run=not settings["NEWSVAULT_ARCHIVE_ENABLED"],
         )
-        # Flush at idle so the spider's recheck of known URLs sees this run's writes.
-        crawler.signals.connect(pipeline.flush, signal=signals.spider_idle)
-        return pipeline
 
     def open_spider(self) -> None:
         if self.store is None:
@@ -87,6 +82,7 @@ class ChangeTrackingPipeline:
                 store.close()
 
     def flush(self) -> None:
+        """At idle (Stages.idle): so the spider's recheck of known URLs sees this run's writes."""
         if self.store is not None:
             self.store.commit()
 

@@ -7,7 +7,7 @@ attribution, computes the content hash and removes the ``_`` hint keys.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from newsvault import SCHEMA_VERSION
@@ -44,7 +44,12 @@ STATS_PREFIX = "newsvault/clean"
 
 
 class CleanPipeline:
-    """Normalise raw items; site specifics (timezone, furniture, replies) come from the profile."""
+    """Normalise raw items; site specifics (timezone, language, furniture, replies) come from settings.
+
+    The spider gives them (``spiders.base.stage_settings``) from its profile:
+    ``NEWSVAULT_SITE_TIMEZONE``, ``NEWSVAULT_SITE_LANGUAGE``,
+    ``NEWSVAULT_STRIP_PATTERNS``, ``NEWSVAULT_REPLY_PATTERN``.
+    """
 
     def __init__(
         self,
@@ -62,43 +67,21 @@ class CleanPipeline:
         self.languages = tuple(dict.fromkeys(languages))
         self.default_language = default_language
         self.stats = stats
-        self._crawler: Any = None
 
     @classmethod
-    def from_profile(cls, profile: Any, stats: Any = None) -> CleanPipeline:
-        """Build from a site profile, read defensively (any missing attribute -> default)."""
-        furniture = getattr(profile, "furniture", None)
-        patterns = getattr(furniture, "strip_patterns", None) or ()
-        language = getattr(profile, "language", None) or None
+    def from_settings(cls, settings: Mapping[str, Any], stats: Any = None) -> CleanPipeline:
+        language = settings.get("NEWSVAULT_SITE_LANGUAGE") or None
         languages = list(DEFAULT_LANGUAGES)
         if isinstance(language, str) and language not in languages:
             languages.insert(0, language)
         return cls(
-            timezone=getattr(profile, "timezone", None) or "UTC",
-            strip_patterns=list(patterns),
-            reply_pattern=getattr(profile, "reply_pattern", None) or None,
+            timezone=settings.get("NEWSVAULT_SITE_TIMEZONE") or "UTC",
+            strip_patterns=list(settings.get("NEWSVAULT_STRIP_PATTERNS") or ()),
+            reply_pattern=settings.get("NEWSVAULT_REPLY_PATTERN") or None,
             languages=languages,
             default_language=language if isinstance(language, str) else None,
             stats=stats,
         )
-
-    @classmethod
-    def from_crawler(cls, crawler: Any) -> CleanPipeline:
-        pipeline = cls(stats=crawler.stats)
-        pipeline._crawler = crawler
-        return pipeline
-
-    def open_spider(self) -> None:
-        # The profile hangs on the spider, which exists only once the crawl opens.
-        profile = getattr(getattr(self._crawler, "spider", None), "profile", None)
-        if profile is not None:
-            configured = self.from_profile(profile, stats=self.stats)
-            self.tz, self.furniture = configured.tz, configured.furniture
-            self.reply_patterns = configured.reply_patterns
-            self.languages, self.default_language = (
-                configured.languages,
-                configured.default_language,
-            )
 
     def process_item(self, item: Any) -> Any:
         raw = dict(item)

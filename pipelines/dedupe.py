@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,6 @@ from pipelines.run_index import RunIndex
 logger = logging.getLogger(__name__)
 
 STATS_PREFIX = "newsvault"
-DEFAULT_THRESHOLD = 0.8
 NUM_PERM = 64
 SHINGLE_WORDS = 5
 # (false positive, false negative) weights for the LSH banding.
@@ -121,7 +121,7 @@ def minhash(text: str) -> LeanMinHash | None:
 class DedupePipeline:
     """Within-run duplicate handling; see the module docstring."""
 
-    def __init__(self, *, threshold: float = DEFAULT_THRESHOLD, stats: Any = None) -> None:
+    def __init__(self, *, threshold: float = 0.8, stats: Any = None) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"near-duplicate threshold must be in (0, 1], got {threshold!r}")
         self.threshold = threshold
@@ -135,11 +135,8 @@ class DedupePipeline:
         self._index = RunIndex(bands=params.b, rows=params.r)
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> DedupePipeline:
-        threshold = crawler.settings.getfloat(
-            "NEWSVAULT_NEAR_DUPLICATE_THRESHOLD", DEFAULT_THRESHOLD
-        )
-        return cls(threshold=threshold, stats=crawler.stats)
+    def from_settings(cls, settings: Mapping[str, Any], stats: Any = None) -> DedupePipeline:
+        return cls(threshold=float(settings["NEWSVAULT_NEAR_DUPLICATE_THRESHOLD"]), stats=stats)
 
     def close_spider(self) -> None:
         self._index.close()

@@ -432,3 +432,15 @@ def _apply_pending(conn: sqlite3.Connection, run: str) -> None:
 def _discard_pending(conn: sqlite3.Connection, run: str) -> None:
     for table in _PENDING_TABLES:
         conn.execute(f"DELETE FROM {table} WHERE run = ?", (run,))
+
+
+def known_article_urls(state_dir: str | Path, site: str) -> list[str]:
+    """Article URLs earlier runs recorded for ``site``, or [] when there is no state yet (NEWSVAULT_KNOWN_ARTICLES)."""
+    if not (Path(state_dir) / STATE_FILE).is_file():
+        return []
+    store = open_state_store(state_dir)
+    try:
+        return list(store.known_article_urls(site))
+    finally:
+        store.close()
+

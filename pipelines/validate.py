@@ -12,7 +12,7 @@ last word.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import fastjsonschema
@@ -79,8 +79,8 @@ class ValidatePipeline:
         }
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> ValidatePipeline:
-        return cls(stats=crawler.stats)
+    def from_settings(cls, settings: Mapping[str, Any], stats: Any = None) -> ValidatePipeline:
+        return cls(stats=stats)
 
     def process_item(self, item: Any) -> Any:
         kind = item.get("type")

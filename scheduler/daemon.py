@@ -23,11 +23,11 @@ from typing import Any
 from apscheduler.events import (
     EVENT_JOB_MAX_INSTANCES,
     EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
     JobExecutionEvent,
     JobSubmissionEvent,
     SchedulerEvent,
 )
-from apscheduler.executors.base import run_job as apscheduler_run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
@@ -43,37 +43,25 @@ from scheduler.launcher import CrawlOptions, Launcher
 from scheduler.lock import DaemonLock
 from scheduler.metrics import HistoryCollector, MetricsServer, build_registry
 from scheduler.schedules import JobSpec, build_trigger, collect_jobs, describe
+from scheduler.trigger import TRIGGERS_DIR
 
 log = logging.getLogger(__name__)
 
-TRIGGERS_DIR = "triggers"
 TRIGGER_POLL_SECONDS = 0.5
 # Most missed runs recorded for one job on restart (a long outage with a short interval).
 MAX_MISSED_RECORDED = 1000
 
 
-class PlannedTimeExecutor(ThreadPoolExecutor):
-    """A thread pool that tells each run which planned time it serves (APScheduler 3 does not)."""
-
-    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
-        def callback(f: Any) -> None:
-            exc = f.exception()
-            if exc:
-                self._run_job_error(job.id, exc, getattr(exc, "__traceback__", None))
-            else:
-                self._run_job_success(job.id, f.result())
-
-        f = self._pool.submit(_run_with_planned_time, job, job._jobstore_alias, run_times,
-                              self._logger.name)
-        f.add_done_callback(callback)
-
-
-def _run_with_planned_time(job: Job, alias: str, run_times: list[datetime], logger_name: str) -> Any:
-    jobs.set_planned_time(run_times[-1] if run_times else None)
-    try:
-        return apscheduler_run_job(job, alias, run_times, logger_name)
-    finally:
-        jobs.set_planned_time(None)
+def run_times_until(job: Job, now: datetime, limit: int = MAX_MISSED_RECORDED + 1) -> list[datetime]:
+    """The job's planned run times from its next run time up to ``now`` (its trigger's public API only)."""
+    times: list[datetime] = []
+    moment = job.next_run_time
+    while moment is not None and moment <= now:
+        times.append(moment)
+        if len(times) > limit:
+            times.pop(0)  # a long outage with a short interval: only the latest are recorded
+        moment = job.trigger.get_next_fire_time(moment, now)
+    return times
 
 
 def crawl_options(config: Config) -> CrawlOptions:
@@ -91,7 +79,7 @@ def make_scheduler(config: Config, max_workers: int = 8) -> BackgroundScheduler:
     return BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(url=config.jobstore_url),
                    "transient": MemoryJobStore()},
-        executors={"default": PlannedTimeExecutor(max_workers=max_workers)},
+        executors={"default": ThreadPoolExecutor(max_workers=max_workers)},
         job_defaults={"coalesce": True, "max_instances": 1,
                       "misfire_grace_time": config.daemon.misfire_grace_seconds},
         timezone=UTC,
@@ -135,6 +123,8 @@ class Daemon:
             jobs.install_runtime(jobs.JobRuntime(history=self.history, launcher=self.launcher))
             self.scheduler = make_scheduler(self.config, max_workers=max(4, 2 * len(self.specs) + 2))
             self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+            # APScheduler tells listeners, not the job, which planned time a run serves.
+            self.scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
             self.scheduler.start(paused=True)
             self._sync_jobs()
             self._install_signals()
@@ -192,7 +182,7 @@ class Daemon:
         The coalesced one runs as a catch-up (trigger "missed"), or, if it is
         past the misfire grace, APScheduler reports it and it is recorded then.
         """
-        run_times = job._get_run_times(now)
+        run_times = run_times_until(job, now)
         for planned in run_times[:-1][-MAX_MISSED_RECORDED:]:
             self._record(job.id, "missed", planned, "scheduled", "the daemon was not running")
         if len(run_times) > 1:
@@ -203,6 +193,10 @@ class Daemon:
         self.history.record(RunRecord(
             run_id=new_run_id(planned), job_id=jid, site=site, kind=kind, trigger=trigger,
             status=status, planned_at=iso(planned), finished_at=iso(utcnow()), error=error))
+
+    def _on_submitted(self, event: SchedulerEvent) -> None:
+        if isinstance(event, JobSubmissionEvent):
+            jobs.planned_times.submitted(event.job_id, event.scheduled_run_times)
 
     def _on_event(self, event: SchedulerEvent) -> None:
         jid = getattr(event, "job_id", "")
@@ -346,25 +340,6 @@ def run_daemon(config: Config, *, metrics_port: int | None = None,
 
 
 # -- used by the CLI (no daemon needed) ------------------------------------------------
-def request_trigger(state_dir: str | Path, site: str, kind: str, *,
-                    start_urls: list[str] | None = None) -> str:
-    """Ask the running daemon for a manual run; return its run id (the request file is atomic)."""
-    directory = Path(state_dir) / TRIGGERS_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    run_id = new_run_id()
-    body = {"run_id": run_id, "site": site, "kind": kind, "requested_at": iso(utcnow()),
-            "start_urls": start_urls or []}
-    tmp = directory / f".{run_id}.tmp"
-    tmp.write_text(json.dumps(body), encoding="utf-8")
-    tmp.replace(request_path(state_dir, run_id))
-    return run_id
-
-
-def request_path(state_dir: str | Path, run_id: str) -> Path:
-    """Where the request file of manual run ``run_id`` waits until the daemon reads it."""
-    return Path(state_dir) / TRIGGERS_DIR / f"{run_id}.json"
-
-
 def stored_jobs(config: Config) -> dict[str, Job]:
     """The jobs in the persistent store, read without starting a scheduler."""
     store = SQLAlchemyJobStore(url=config.jobstore_url)

@@ -41,7 +41,6 @@ class JobRuntime:
 
 
 _runtime: JobRuntime | None = None
-_planned = threading.local()
 
 
 def install_runtime(runtime: JobRuntime | None) -> None:
@@ -50,13 +49,34 @@ def install_runtime(runtime: JobRuntime | None) -> None:
     _runtime = runtime
 
 
-def set_planned_time(value: datetime | None) -> None:
-    """The executor tells the job thread which planned run time it is serving."""
-    _planned.value = value
+class PlannedTimes:
+    """Which planned time each submitted run serves, handed from APScheduler's listener to the job thread.
+
+    APScheduler 3 tells its JOB_SUBMITTED listeners the run times, not the job
+    function. The listener fires right after the job is handed to the pool, so
+    the job thread waits (briefly) for it. One slot per job is enough: a job
+    has at most one run at a time (max_instances=1).
+    """
+
+    WAIT_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self._times: dict[str, datetime | None] = {}
+        self._changed = threading.Condition()
+
+    def submitted(self, job_id: str, run_times: list[datetime]) -> None:
+        with self._changed:
+            self._times[job_id] = run_times[-1] if run_times else None
+            self._changed.notify_all()
+
+    def take(self, job_id: str) -> datetime | None:
+        """The planned time of the run of ``job_id`` that is starting, or None if it was never said."""
+        with self._changed:
+            self._changed.wait_for(lambda: job_id in self._times, timeout=self.WAIT_SECONDS)
+            return self._times.pop(job_id, None)
 
 
-def _planned_time() -> datetime | None:
-    return getattr(_planned, "value", None)
+planned_times = PlannedTimes()
 
 
 def job_kwargs(
@@ -130,7 +150,8 @@ def _run(
     planned_at: str | None,
 ) -> dict[str, Any] | None:
     jid = make_job_id(site, kind)
-    planned = _planned_time() or utcnow()
+    # Scheduled runs: the time APScheduler planned (its listener says it); manual ones bring planned_at.
+    planned = (planned_times.take(jid) if trigger == "scheduled" else None) or utcnow()
     planned_text = planned_at or iso(planned)
     if trigger == "scheduled" and planned < runtime.started_at - CATCH_UP_TOLERANCE:
         trigger = "missed"  # the coalesced catch-up of runs planned while the daemon was down

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import scrapy
@@ -14,6 +13,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response, TextResponse
 from scrapy.utils.gz import gunzip
+from scrapy.utils.misc import load_object
 from scrapy.utils.sitemap import Sitemap
 
 from spiders.base import ProfileSpider, url_key
@@ -28,19 +28,10 @@ _DEFAULT_PAGINATION = [SelectorSpec(css="a[rel~=next]"), SelectorSpec(css="link[
 _ALL_LINKS = [SelectorSpec(css="a[href]")]
 
 
-def known_article_urls(state_dir: str | Path | None, site: str) -> list[str]:
-    """Article URLs earlier runs recorded for ``site``, or [] when there is no state yet."""
-    if not state_dir or not (Path(state_dir) / "state.sqlite").is_file():
-        return []
-    try:
-        from pipelines.state import open_state_store
-    except ImportError:
-        return []
-    store = open_state_store(state_dir)
-    try:
-        return list(store.known_article_urls(site))
-    finally:
-        store.close()
+# Where earlier runs' article URLs come from: a function (state_dir, site) -> [url]
+# named by a setting, so the spider reaches the state store through that small
+# interface and never imports the pipelines.
+KnownArticles = Callable[[str, str], list[str]]
 
 
 class ArticlesSpider(ProfileSpider):
@@ -54,6 +45,7 @@ class ArticlesSpider(ProfileSpider):
         assert isinstance(spider, ArticlesSpider)
         spider.recheck_known = crawler.settings.getbool("NEWSVAULT_RECHECK_KNOWN")
         spider.state_dir = crawler.settings.get("NEWSVAULT_STATE_DIR")
+        spider.known_articles = load_object(crawler.settings["NEWSVAULT_KNOWN_ARTICLES"])
         crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
         return spider
 
@@ -61,6 +53,7 @@ class ArticlesSpider(ProfileSpider):
         super().__init__(*args, **kwargs)
         self.recheck_known = False
         self.state_dir: str | None = None
+        self.known_articles: KnownArticles | None = None
         self._requested: set[str] = set()
         self._yielded: set[str] = set()
         self._rechecked = False
@@ -255,7 +248,7 @@ class ArticlesSpider(ProfileSpider):
             return
         self._rechecked = True
         try:
-            known = known_article_urls(self.state_dir, self.site)
+            known = self.known_articles(self.state_dir, self.site) if self.known_articles and self.state_dir else []
         except Exception:  # the state store is optional here; a broken one must not kill the crawl
             log.exception("cannot read known article URLs from %s", self.state_dir)
             return

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import scrapy
 import scrapy.exceptions
+from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.spidermiddlewares.httperror import HttpError
@@ -62,6 +63,18 @@ def _split_urls(value: str | Iterable[str] | None) -> list[str]:
     return [u for u in value if u]
 
 
+def stage_settings(profile: Any) -> dict[str, Any]:
+    """What the item stages need of a site profile, as plain settings (they never import the spiders)."""
+    furniture = getattr(profile, "furniture", None)
+    return {
+        "NEWSVAULT_SITE": getattr(profile, "name", None),
+        "NEWSVAULT_SITE_TIMEZONE": getattr(profile, "timezone", None) or "UTC",
+        "NEWSVAULT_SITE_LANGUAGE": getattr(profile, "language", None) or None,
+        "NEWSVAULT_STRIP_PATTERNS": list(getattr(furniture, "strip_patterns", None) or ()),
+        "NEWSVAULT_REPLY_PATTERN": getattr(profile, "reply_pattern", None) or None,
+    }
+
+
 class ProfileSpider(scrapy.Spider):
     """A spider driven by a site profile (``site`` name or ``profile`` object)."""
 
@@ -70,6 +83,10 @@ class ProfileSpider(scrapy.Spider):
         if kwargs.get("profile") is None and kwargs.get("sites_dir") is None:
             kwargs["sites_dir"] = crawler.settings.get("NEWSVAULT_SITES_DIR")
         spider = super().from_crawler(crawler, *args, **kwargs)
+        # Redirects that lead nowhere are dropped before they are sent (an offsite one by
+        # OffsiteMiddleware at scheduling, a loop by the dupefilter): no errback hears of them.
+        crawler.signals.connect(spider.on_scheduled, signal=signals.request_scheduled)
+        crawler.signals.connect(spider.on_dropped, signal=signals.request_dropped)
         return spider
 
     def __init__(
@@ -94,6 +111,10 @@ class ProfileSpider(scrapy.Spider):
         self.override_urls = _split_urls(start_urls)
         self.allowed_domains = profile.domains(self.override_urls)
         self._start_failed = 0
+
+    def stage_settings(self) -> dict[str, Any]:
+        """This site's settings for the item stages (pipelines/sidecar.py asks for them)."""
+        return stage_settings(self.profile)
 
     # --- scope -------------------------------------------------------------
     def in_scope(self, url: str) -> bool:
@@ -120,6 +141,8 @@ class ProfileSpider(scrapy.Spider):
             message = str(failure.value)
             if "robots" in message.lower():
                 reason = "disallowed"
+            elif "max redirections" in message:
+                reason = "redirect_loop"  # RedirectMiddleware gave up (REDIRECT_MAX_TIMES)
             elif "DOWNLOAD_MAXSIZE" in message:
                 # Scrapy's decompression guard: a gzip bomb or an oversized compressed page.
                 reason = "too_large"
@@ -144,6 +167,20 @@ class ProfileSpider(scrapy.Spider):
                     "newsvault/start_urls/first_error", f"{request.url}: {reason} ({failure.getErrorMessage()})"[:300]
                 )
         log.info("request failed (%s): %s", reason, request.url)
+
+    def on_scheduled(self, request: scrapy.Request, spider: scrapy.Spider | None = None) -> None:
+        """A redirect that leads off the site: OffsiteMiddleware drops it silently, so count it here."""
+        if request.meta.get("redirect_times") and not self.in_scope(request.url):
+            self._redirect_failed("offsite_redirect", request)
+
+    def on_dropped(self, request: scrapy.Request, spider: scrapy.Spider | None = None) -> None:
+        """A redirect back to a URL of its own chain (a loop the dupefilter dropped)."""
+        if request.meta.get("redirect_times") and request.url in (request.meta.get("redirect_urls") or ()):
+            self._redirect_failed("redirect_loop", request)
+
+    def _redirect_failed(self, reason: str, request: scrapy.Request) -> None:
+        self.count_page(reason, request.url)
+        log.info("request failed (%s): %s", reason, (request.meta.get("redirect_urls") or [request.url])[0])
 
     def start_ok(self, response: scrapy.http.Response) -> None:
         if response.meta.get("nv_start"):

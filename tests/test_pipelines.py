@@ -18,6 +18,7 @@ from pipelines.changes import ChangeTrackingPipeline
 from pipelines.clean import CleanPipeline
 from pipelines.dedupe import DedupePipeline, minhash, shingle_hashes
 from pipelines.validate import ValidatePipeline, validation_reason
+from spiders.base import stage_settings
 
 BASE = "http://127.0.0.1:8000"
 NOTE = (
@@ -102,7 +103,7 @@ def raw_discussion(thread_id: int = 7, **overrides: Any) -> dict[str, Any]:
 
 
 def cleaner(stats: Any = None) -> CleanPipeline:
-    return CleanPipeline.from_profile(Profile(), stats=stats)
+    return CleanPipeline.from_settings(stage_settings(Profile()), stats=stats)
 
 
 # --- clean --------------------------------------------------------------------
@@ -182,7 +183,7 @@ def test_profile_without_furniture_or_timezone_is_read_defensively() -> None:
     class Bare:
         pass
 
-    item = CleanPipeline.from_profile(Bare()).process_item(raw_article(published_at=None))
+    item = CleanPipeline.from_settings(stage_settings(Bare())).process_item(raw_article(published_at=None))
     assert item["published_at"] == "2026-12-30T15:30:00Z"  # read as UTC
 
 
@@ -360,8 +361,7 @@ def test_near_duplicates_at_jaccard_090_are_found_reliably(stats: MemoryStatsCol
 
 
 def test_threshold_comes_from_settings(stats: MemoryStatsCollector) -> None:
-    crawler = get_crawler(settings_dict={"NEWSVAULT_NEAR_DUPLICATE_THRESHOLD": 0.95})
-    assert DedupePipeline.from_crawler(crawler).threshold == 0.95
+    assert DedupePipeline.from_settings({"NEWSVAULT_NEAR_DUPLICATE_THRESHOLD": 0.95}).threshold == 0.95
     words = text(3, 100).split()
     half = words[:50] + text(8, 50).split()
     loose = dedupe_all(
@@ -473,9 +473,9 @@ def test_slim_duplicate_records_are_tracked_too(tmp_path: Path) -> None:
     assert "duplicate_of" in out[1]
 
 
-def test_from_crawler_reads_the_state_dir_setting(tmp_path: Path) -> None:
-    crawler = get_crawler(settings_dict={"NEWSVAULT_STATE_DIR": str(tmp_path / "s")})
-    pipeline = ChangeTrackingPipeline.from_crawler(crawler)
+def test_from_settings_reads_the_state_dir_setting(tmp_path: Path) -> None:
+    pipeline = ChangeTrackingPipeline.from_settings(
+        {"NEWSVAULT_STATE_DIR": str(tmp_path / "s"), "NEWSVAULT_ARCHIVE_ENABLED": True})
     pipeline.open_spider()
     pipeline.close_spider()
     assert (tmp_path / "s" / "state.sqlite").is_file()

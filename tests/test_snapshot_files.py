@@ -1,4 +1,4 @@
-"""The snapshot's data files written by a child process equal those written in-process."""
+"""The snapshot's data files written by the sidecar process equal those written in-process."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from archive.index import DigestIndex
-from archive.snapshot_files import SnapshotFilesError
 from archive.staging import Staging, is_live
+from pipelines.sidecar import FilesSpec, SidecarError, SidecarFiles, SidecarProcess
 from tests.test_snapshot_writer import fake_page, page_body
 
 PAGES = {f"http://127.0.0.1/a{i}": page_body(i) for i in range(40)}
@@ -24,7 +24,9 @@ def snapshot(root: Path, *, in_child: bool, pages: dict[str, bytes]) -> Staging:
     """One snapshot with the given pages (recorded, revisit decided by the writer) and ITEMS."""
     index = DigestIndex(root / "index.sqlite", str(root / "archive"))
     staging = Staging(root / "spool", "sample", "articles", warc_max_bytes=200_000, index=index,
-                      previous_snapshot_id=index.latest_snapshot("sample", "articles"), writer_process=in_child)
+                      previous_snapshot_id=index.latest_snapshot("sample", "articles"), local_files=not in_child)
+    if in_child:
+        in_sidecar(staging)
     for url, body in pages.items():
         staging.record_exchange(**fake_page(url, body))
     for item in ITEMS:
@@ -32,6 +34,14 @@ def snapshot(root: Path, *, in_child: bool, pages: dict[str, bytes]) -> Staging:
     staging.finalise(finish_reason="finished")
     index.close()
     return staging
+
+
+def in_sidecar(staging: Staging) -> SidecarProcess:
+    """A sidecar without stages writes the staging dir's files."""
+    died: list[str] = []
+    sidecar = SidecarProcess([], {}, FilesSpec.of(staging), staging.lock_fd, died.append)
+    staging.use_files(SidecarFiles(sidecar))
+    return sidecar
 
 
 def records(directory: Path) -> list[tuple[str, str | None, bytes]]:
@@ -50,7 +60,7 @@ def items(directory: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("second_pages", [PAGES, {**PAGES, "http://127.0.0.1/new": page_body(999)}])
-def test_child_writer_matches_in_process_writer(tmp_path: Path, second_pages: dict[str, bytes]) -> None:
+def test_sidecar_files_match_in_process_files(tmp_path: Path, second_pages: dict[str, bytes]) -> None:
     results = {}
     for in_child in (False, True):
         root = tmp_path / ("child" if in_child else "local")
@@ -68,34 +78,35 @@ def test_child_writer_matches_in_process_writer(tmp_path: Path, second_pages: di
     assert results[True][0].manifest is not None and results[True][0].manifest.counts["warc_files"] > 1  # rotated
 
 
-def test_a_dead_writer_process_is_an_error_not_a_silent_gap(tmp_path: Path) -> None:
+def test_a_dead_sidecar_is_an_error_not_a_silent_gap(tmp_path: Path) -> None:
     index = DigestIndex(tmp_path / "index.sqlite", str(tmp_path / "archive"))
-    staging = Staging(tmp_path / "spool", "sample", "articles", warc_max_bytes=10**9, index=index, writer_process=True)
+    staging = Staging(tmp_path / "spool", "sample", "articles", warc_max_bytes=10**9, index=index, local_files=False)
+    sidecar = in_sidecar(staging)
     staging.record_exchange(**fake_page("http://127.0.0.1/a0", page_body(0)))
-    assert staging._remote is not None
-    staging._remote.process.kill()
-    staging._remote.process.join()
-    with pytest.raises(SnapshotFilesError):
+    sidecar.process.kill()
+    sidecar.process.join()
+    with pytest.raises(SidecarError):
         for i in range(1, 200):
             staging.record_exchange(**fake_page(f"http://127.0.0.1/a{i}", page_body(i)))
-    with pytest.raises(SnapshotFilesError):
+    with pytest.raises(SidecarError):
         staging.finalise(finish_reason="finished")
     assert staging.dir.exists() and not staging.final_dir.exists()  # left .partial, never "complete"
     index.close()
 
 
-def test_writer_process_closes_its_files_when_the_crawl_goes_away(tmp_path: Path) -> None:
+def test_the_sidecar_closes_its_files_when_the_crawl_goes_away(tmp_path: Path) -> None:
     index = DigestIndex(tmp_path / "index.sqlite", str(tmp_path / "archive"))
-    staging = Staging(tmp_path / "spool", "sample", "articles", warc_max_bytes=10**9, index=index, writer_process=True)
+    staging = Staging(tmp_path / "spool", "sample", "articles", warc_max_bytes=10**9, index=index, local_files=False)
+    sidecar = in_sidecar(staging)
     for i in range(30):
         staging.record_exchange(**fake_page(f"http://127.0.0.1/a{i}", page_body(i)))
         staging.write_item(ITEMS[i])
-    assert staging._remote is not None and staging._lock_fd is not None
+    assert staging._lock_fd is not None
     os.close(staging._lock_fd)  # the crawl's own hold on the lock goes, as if it had been killed...
     staging._lock_fd = None
-    assert is_live(staging.dir)  # ...but the writer still holds it: salvage must wait
-    staging._remote.conn.close()  # the pipe closes too: the writer reads EOF
-    staging._remote.process.join(timeout=30)
+    assert is_live(staging.dir)  # ...but the sidecar still holds it: salvage must wait
+    sidecar.conn.close()  # the pipe closes too: the sidecar reads EOF
+    sidecar.process.join(timeout=30)
     assert not is_live(staging.dir)
     got = [r for r in records(staging.dir) if r[0] == "response"]
     assert [uri for _, uri, _ in got] == [f"http://127.0.0.1/a{i}" for i in range(30)]

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 from newsvault.errors import ConfigError
 from newsvault.names import KINDS
-from scheduler.cli import EXIT_FAILED, EXIT_OK, archive_option, config_from_args
+from scheduler.cli.common import EXIT_FAILED, EXIT_OK, archive_option, config_from_args
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -141,10 +140,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
-    from scheduler.daemon import crawl_options, request_path, request_trigger
-    from scheduler.history import open_history
+    from scheduler.daemon import crawl_options
     from scheduler.jobs import job_kwargs, run_job
     from scheduler.lock import daemon_running
+    from scheduler.trigger import request_trigger, wait_for_run
 
     config = config_from_args(args)
     if daemon_running(config.state_dir):
@@ -153,28 +152,16 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         if args.no_wait:
             return EXIT_OK
         timeout = args.timeout or config.daemon.crawl_timeout_seconds + 60
-        deadline = time.monotonic() + timeout
-        history = open_history(config.state_dir)
-        try:
-            while time.monotonic() < deadline:
-                record = history.get(run_id)
-                if record is not None and record.status != "running":
-                    _print_result(record.run_id, record.status, record.snapshot_id, record.error)
-                    return EXIT_OK if record.status == "ok" else EXIT_FAILED
-                if not daemon_running(config.state_dir):
-                    # The daemon is gone (killed, or it stopped as the request arrived).
-                    # Look once more: a stopping daemon records the run before it lets go.
-                    record = history.get(run_id)
-                    if record is not None and record.status != "running":
-                        continue
-                    request_path(config.state_dir, run_id).unlink(missing_ok=True)
-                    what = "before running" if record is None else "during"
-                    print(f"run {run_id}: the daemon stopped {what} it", file=sys.stderr)
-                    return EXIT_FAILED
-                time.sleep(0.5)
-        finally:
-            history.close()
-        print(f"run {run_id} did not finish within {timeout:.0f}s", file=sys.stderr)
+        waited = wait_for_run(config.state_dir, run_id, timeout)
+        if waited.outcome == "finished" and waited.record is not None:
+            record = waited.record
+            _print_result(record.run_id, record.status, record.snapshot_id, record.error)
+            return EXIT_OK if record.status == "ok" else EXIT_FAILED
+        if waited.outcome == "timeout":
+            print(f"run {run_id} did not finish within {timeout:.0f}s", file=sys.stderr)
+        else:
+            what = "before running" if waited.outcome == "daemon_gone_before" else "during"
+            print(f"run {run_id}: the daemon stopped {what} it", file=sys.stderr)
         return EXIT_FAILED
 
     kwargs = job_kwargs(args.site, args.kind, options=crawl_options(config),

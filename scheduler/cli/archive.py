@@ -21,7 +21,7 @@ from archive.writers import WriterIdentity, claim
 from newsvault.config import Config
 from newsvault.errors import IntegrityError, NewsvaultError, StoreError
 from newsvault.names import KINDS
-from scheduler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, archive_option, config_from_args
+from scheduler.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, archive_option, config_from_args
 from scheduler.history import mark_snapshots_committed
 
 

@@ -1,4 +1,4 @@
-"""The item worker: the clean/validate/dedupe/changes stages in a child process give what they give in-process."""
+"""The sidecar: the stages and the snapshot's files in a child process give what they give in-process."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ import pytest
 from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.test import get_crawler
 
-from pipelines.worker import DEFAULT_STAGES, RecordingStats, Stages, replay_stats, run_on_item
+from pipelines.sidecar import DEFAULT_STAGES, RecordingStats, SidecarCore, replay_stats
 from samplesite.model import SampleSite
 from samplesite.server import SiteServer
+from spiders.base import stage_settings
 from tests.plugins.cli import NewsvaultRunner, child_env
 from tests.test_pipelines import Profile, raw_article
 
@@ -65,23 +66,29 @@ def test_stats_recorded_in_the_worker_replay_to_the_same_values() -> None:
     assert recorded.take() == []
 
 
+def _settings(tmp_path: Path) -> dict[str, Any]:
+    import settings as project
+
+    defaults = {k: getattr(project, k) for k in dir(project) if k.isupper()}
+    return {**defaults, "NEWSVAULT_STATE_DIR": str(tmp_path), **stage_settings(Profile())}
+
+
 def test_stages_reply_done_drop_and_count_like_the_pipelines(tmp_path: Path) -> None:
-    settings = {"NEWSVAULT_STATE_DIR": str(tmp_path)}
-    stages = Stages(DEFAULT_STAGES, settings, Profile(), "sample", "articles")
-    kind, item, ops = run_on_item(stages, raw_article(5))
+    core = SidecarCore(DEFAULT_STAGES, _settings(tmp_path), files=None)
+    kind, item, ops = core.item(raw_article(5))
     assert kind == "done" and item["change"] == "new" and item["title"] == "The secret of Putin's visit"
     assert ("inc", "newsvault/new/article", (1, 0)) in ops
-    kind, message, log_level, ops = run_on_item(stages, raw_article(6, title="  "))
+    kind, message, log_level, ops = core.item(raw_article(6, title="  "))
     assert kind == "drop" and "missing_title" in message and log_level == "INFO"
     assert ("inc", "newsvault/dropped/missing_title", (1, 0)) in ops
-    stages.close()
+    core.close()
 
 
 def test_a_failing_stage_fails_that_item_only() -> None:
-    stages = Stages(["tests.test_item_worker.FailOnOddViews"], {}, Profile(), "sample", "articles")
-    kind, message, trace, _ops = run_on_item(stages, {"views": 1})
+    core = SidecarCore(["tests.test_sidecar.FailOnOddViews"], {}, files=None)
+    kind, message, trace, _ops = core.item({"views": 1})
     assert kind == "error" and message == "ValueError: odd views: 1" and "in process_item" in trace
-    assert run_on_item(stages, {"views": 2}) == ("done", {"views": 2}, [])
+    assert core.item({"views": 2}) == ("done", {"views": 2}, [])
 
 
 @pytest.fixture(scope="module")
@@ -126,11 +133,11 @@ def test_worker_and_in_process_give_the_same_items_and_stats(site: Any, tmp_path
     assert ours(worker_summary["stats"]) == ours(local_summary["stats"])
     assert ours(worker_summary["stats"]).get("newsvault/new/article", 0) >= ARTICLES - 10
     assert worker_summary["stats"].get("item_scraped_count") == local_summary["stats"].get("item_scraped_count")
-    assert worker_summary["stats"]["newsvault/item_worker/max_rss_kb"] > 10_000  # the child reports its memory
-    assert "newsvault/item_worker/max_rss_kb" not in local_summary["stats"]
+    assert worker_summary["stats"]["newsvault/sidecar/max_rss_kb"] > 10_000  # the child reports its memory
+    assert "newsvault/sidecar/max_rss_kb" not in local_summary["stats"]
 
 
-def test_a_dead_worker_stops_the_crawl_and_leaves_a_partial_snapshot(site: Any, tmp_path: Path) -> None:
+def test_a_dead_sidecar_stops_the_crawl_fails_the_run_and_its_snapshot_is_salvaged(site: Any, tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import json, sys
@@ -139,7 +146,7 @@ def test_a_dead_worker_stops_the_crawl_and_leaves_a_partial_snapshot(site: Any, 
         summary = run_crawl(
             load_config(), "sample", "articles", start_urls=[{site.base_url + "/sitemap.xml"!r}],
             settings={{"NEWSVAULT_WORKER_PIPELINES": [
-                "pipelines.clean.CleanPipeline", "tests.test_item_worker.DieOnThirdItem"]}},
+                "pipelines.clean.CleanPipeline", "tests.test_sidecar.DieOnThirdItem"]}},
         )
         summary.write_json(sys.argv[1])
         """
@@ -150,16 +157,19 @@ def test_a_dead_worker_stops_the_crawl_and_leaves_a_partial_snapshot(site: Any, 
         env=child_env(runner.base_env()), cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False,
     )
     summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
-    assert summary["stats"]["finish_reason"] == "item_worker_failed", result.stderr[-3000:]
-    assert summary["status"] == "partial" and summary["items"] < ARTICLES
+    assert summary["stats"]["finish_reason"] == "sidecar_failed", result.stderr[-3000:]
+    # Items were processed that the archive never got: the run failed, whatever was written is salvaged.
+    assert summary["status"] == "failed" and summary["items"] < ARTICLES
+    assert "sidecar" in summary["error"]
     manifests = list(runner.archive_dir.glob("snapshots/sample/articles/*/manifest.json"))
     spooled = list((runner.state_dir / "spool").glob("sample/articles/*/manifest.json"))
     statuses = [json.loads(p.read_text(encoding="utf-8"))["status"] for p in manifests + spooled]
-    assert statuses and set(statuses) == {"partial"}
+    assert statuses == ["partial"]
+    assert runner("verify", "--all").returncode == 0
 
 
-def test_ctrl_c_stops_the_crawl_gracefully_and_the_workers_finish_their_part(tmp_path: Path) -> None:
-    """SIGINT to the whole process group (Ctrl-C in a terminal): the workers leave it to the crawl."""
+def test_ctrl_c_stops_the_crawl_gracefully_and_the_sidecar_finishes_its_part(tmp_path: Path) -> None:
+    """SIGINT to the whole process group (Ctrl-C in a terminal): the sidecar leaves it to the crawl."""
     server = SiteServer(SampleSite(articles=3000)).start()
     try:
         runner = NewsvaultRunner(tmp_path)
@@ -179,7 +189,7 @@ def test_ctrl_c_stops_the_crawl_gracefully_and_the_workers_finish_their_part(tmp
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     assert summary["finish_reason"] == "shutdown", stderr[-3000:]
     assert summary["snapshot_state"] == "committed", stderr[-3000:]
-    assert "item worker" not in stderr  # neither worker failed
+    assert "sidecar" not in stderr  # the sidecar did not fail
     (manifest_path,) = runner.archive_dir.glob("snapshots/sample/articles/*/manifest.json")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     assert manifest["status"] == "partial" and 0 < manifest["counts"]["items"] < 3000

@@ -8,7 +8,7 @@ from typing import Any
 
 from newsvault.errors import UnknownSiteError
 from newsvault.names import KINDS
-from scheduler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, archive_option, config_from_args
+from scheduler.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, archive_option, config_from_args
 
 # Stats the pipelines set, shown in the summary when present.
 _SUMMARY_COUNTS = ("new", "updated", "unchanged", "removed", "duplicates", "near_duplicates", "dropped")

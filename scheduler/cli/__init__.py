@@ -1,4 +1,8 @@
-"""The `newsvault` command line: parses arguments, calls the library, maps errors to exit codes."""
+"""The `newsvault` command line: parses arguments, calls the library, maps errors to exit codes.
+
+One module per group of commands (crawl, archive, daemon); they parse and
+print, the library does the work. What they share is in ``common``.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +12,14 @@ import sys
 from collections.abc import Sequence
 
 from newsvault import __version__
-from newsvault.config import Config, load_config
 from newsvault.errors import ConfigError, NewsvaultError
 from newsvault.redact import redact_handlers
-
-# Exit codes: 0 ok, 1 the operation failed, 2 bad usage, config or profile.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from scheduler.cli.common import EXIT_FAILED, EXIT_USAGE, common_options
 
 log = logging.getLogger(__name__)
 
-
-def common_options() -> argparse.ArgumentParser:
-    """Options every command takes."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--config", metavar="FILE", help="config file (default: $NEWSVAULT_CONFIG or ./newsvault.toml)")
-    parent.add_argument("--state-dir", metavar="DIR", help="state directory (default: $NEWSVAULT_STATE_DIR, config, ./var)")
-    return parent
-
-
-def archive_option(parser: argparse.ArgumentParser) -> None:
-    """Add --archive to a command that touches the snapshot store."""
-    parser.add_argument(
-        "--archive",
-        metavar="URL",
-        help="s3://bucket/prefix or a directory (default: $NEWSVAULT_ARCHIVE, config, ./var/archive)",
-    )
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """Load the config with the command line's overrides applied."""
-    return load_config(
-        getattr(args, "config", None),
-        overrides={
-            "state.dir": getattr(args, "state_dir", None),
-            "archive.url": getattr(args, "archive", None),
-        },
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from scheduler.commands import archive, crawl, daemon
+    from scheduler.cli import archive, crawl, daemon
 
     parser = argparse.ArgumentParser(
         prog="newsvault",
