@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from archive.stores import open_store
-from tests.plugins.cli import NewsvaultRunner, child_env
+from tests.plugins.cli import NewsvaultRunner, child_env, wait_for_responses
 
 SMALL_SITE = 60
 # Runs with the site down between good ones (bench/drills.py runs 12; six show the same here).
@@ -112,22 +112,26 @@ def test_ctrl_c_twice_never_reports_a_snapshot_the_store_does_not_hold(
 ) -> None:
     site = sample_site_factory(articles=600)
     summary_path = newsvault_cli.root / "summary.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scheduler", "crawl", "sample", "--start-url", site.base_url + "/sitemap.xml",
-         "--json-summary", str(summary_path)],
-        env=child_env({**newsvault_cli.base_env(), "NEWSVAULT_CRAWL_CONCURRENT_REQUESTS": "4",
-                       "NEWSVAULT_CRAWL_CONCURRENCY_PER_DOMAIN": "4"}),
-        cwd=newsvault_cli.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    spool = newsvault_cli.state_dir / "spool" / "sample" / "articles"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (spool.is_dir() and any(spool.glob("*.partial"))):
-        time.sleep(0.02)
-    time.sleep(1.0 + 0.3 * attempt)  # well into the crawl
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    stdout, _stderr = proc.communicate(timeout=120)
+    out_path, err_path = newsvault_cli.root / "stdout.txt", newsvault_cli.root / "stderr.txt"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler", "crawl", "sample", "--start-url", site.base_url + "/sitemap.xml",
+             "--json-summary", str(summary_path)],
+            env=child_env({**newsvault_cli.base_env(), "NEWSVAULT_CRAWL_CONCURRENT_REQUESTS": "4",
+                           "NEWSVAULT_CRAWL_CONCURRENCY_PER_DOMAIN": "4"}),
+            cwd=newsvault_cli.root, stdout=out, stderr=err, text=True,
+        )
+        # Well into the crawl (later with each attempt), Ctrl-C; once the crawl says it is
+        # shutting down gracefully, Ctrl-C again ("send again to force").
+        wait_for_responses(newsvault_cli.state_dir / "spool", 30 + 40 * attempt, proc)
+        proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while "shutting down gracefully" not in err_path.read_text() and proc.poll() is None:
+            assert time.monotonic() < deadline, "the crawl never acknowledged the first Ctrl-C"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    stdout = out_path.read_text()
     committed = _committed_ids(newsvault_cli.archive_dir)
     summary = _summary(summary_path)
     if summary:

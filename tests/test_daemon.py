@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from scheduler.history import RunRecord, open_history, parse_iso
-from tests.plugins.cli import FAST_CRAWL_ENV, child_env, run_newsvault
+from tests.plugins.cli import FAST_CRAWL_ENV, archived_responses, child_env, run_newsvault
 
 INTERVAL = 5
 
@@ -421,21 +421,6 @@ def test_trigger_waiting_when_the_daemon_stops_is_answered_at_once(harness: Daem
     assert not list((harness.state_dir / "triggers").glob("*.json"))
 
 
-def _archived_responses(spool: Path) -> int:
-    """Response records complete so far in the WARCs of running crawls (``.partial`` dirs)."""
-    from warcio.archiveiterator import ArchiveIterator
-
-    count = 0
-    for warc in spool.glob("*/*/*.partial/pages-*.warc.gz"):
-        try:
-            with open(warc, "rb") as fh:
-                for record in ArchiveIterator(fh):
-                    count += record.rec_type == "response"
-        except Exception:  # noqa: BLE001, S110 - the record being written ends mid-gzip
-            pass
-    return count
-
-
 def _log_time(log: str, text: str) -> float:
     """The time of the first daemon log line holding ``text`` (the logging default format)."""
     from datetime import datetime
@@ -463,7 +448,7 @@ def test_sigterm_during_crawl_exits_within_grace_and_keeps_snapshot(harness: Dae
         harness.wait_for(lambda rs: any(r.status == "running" for r in rs), timeout=30)
         # Readiness: the crawl has archived a page (not merely been started).
         deadline = time.monotonic() + 60
-        while _archived_responses(spool) < 1:
+        while archived_responses(spool) < 1:
             assert proc.poll() is None, harness.daemon_log()
             if time.monotonic() > deadline:
                 pytest.fail("the crawl archived no page within 60 s\n" + harness.daemon_log())

@@ -12,7 +12,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from archive.spool import push_all
 from archive.staging import Staging
 from archive.stores import SnapshotRef, open_store
 from newsvault.errors import ObjectExistsError, SourceChangedError
-from tests.plugins.cli import NewsvaultRunner, child_env
+from tests.plugins.cli import NewsvaultRunner, child_env, wait_for_responses
 
 REF = SnapshotRef(snapshot_id="20261125T063012Z-3f9a1c", site="sample", kind="articles")
 
@@ -116,11 +115,8 @@ def test_pushing_a_state_dir_copied_mid_crawl_never_touches_the_committed_snapsh
                      "NEWSVAULT_CRAWL_CONCURRENCY_PER_DOMAIN": "4"})
     proc = subprocess.Popen([sys.executable, "-m", "scheduler", *_crawl_args(site.base_url)], env=env, cwd=runner.root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    spool = runner.state_dir / "spool" / "sample" / "articles"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (spool.is_dir() and any(spool.glob("*.partial/items.jsonl.gz"))):
-        time.sleep(0.02)
-    time.sleep(1.0)
+    # Well into the crawl: its staging dir holds pages (and soon items) when the copy is taken.
+    wait_for_responses(runner.state_dir / "spool", 40, proc)
     copy = tmp_path / "copy"
     shutil.copytree(runner.state_dir, copy, symlinks=True, ignore_dangling_symlinks=True)
     assert proc.wait(240) == 0

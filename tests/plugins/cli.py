@@ -57,6 +57,34 @@ def run_newsvault(
     )
 
 
+def archived_responses(spool: Path) -> int:
+    """Response records complete so far in the WARCs of running crawls (``.partial`` dirs under ``spool``)."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    count = 0
+    for warc in spool.glob("*/*/*.partial/pages-*.warc.gz"):
+        try:
+            with open(warc, "rb") as fh:
+                for record in ArchiveIterator(fh):
+                    count += record.rec_type == "response"
+        except Exception:  # noqa: BLE001, S110 - the record being written ends mid-gzip
+            pass
+    return count
+
+
+def wait_for_responses(spool: Path, count: int, proc: subprocess.Popen[Any], timeout: float = 60) -> None:
+    """Until the running crawl ``proc`` has archived ``count`` responses (a readiness signal, not a sleep)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while archived_responses(spool) < count:
+        if proc.poll() is not None:
+            raise AssertionError(f"the crawl ended (exit {proc.returncode}) before archiving {count} responses")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the crawl archived fewer than {count} responses in {timeout} s")
+        time.sleep(0.05)
+
+
 @dataclass
 class NewsvaultRunner:
     """Runs the CLI with a private state dir and local archive under ``root``."""
