@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.plugins.samplesite",
     "tests.plugins.seaweedfs",
     "tests.plugins.cli",
+    "tests.plugins.pages",
 ]

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-
 from tests.plugins.cli import NewsvaultRunner
+from tests.plugins.pages import PageSite
 
 ARTICLE = """<html><head><title>Grain and diplomacy</title></head><body><article><h1>Grain and diplomacy</h1>
 <p>The talks in Minsk went on through the night and ended with a short statement from both delegations.</p>
@@ -18,46 +14,20 @@ ARTICLE = """<html><head><title>Grain and diplomacy</title></head><body><article
 </article></body></html>"""
 
 
-class _Pages(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path == "/":
-            body = ('<a href="/news/1-loop.html">loop</a> <a href="/news/2-away.html">away</a> '
-                    '<a href="/news/3-grain.html">article</a>')
-            return self._send(200, body)
-        if self.path.startswith("/news/1-loop"):
-            return self._send(302, "", location="/news/1-loop.html?again")  # never ends
-        if self.path == "/news/2-away.html":
-            return self._send(301, "", location="http://elsewhere.invalid/news/2-away.html")
-        if self.path == "/news/3-grain.html":
-            return self._send(200, ARTICLE)
-        return self._send(404, "not found")
-
-    def _send(self, status: int, body: str, location: str | None = None) -> None:
-        data = body.encode()
-        self.send_response(status)
-        if location:
-            self.send_header("Location", location)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def redirecting_site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+PAGES = {
+    "/": ('<a href="/news/1-loop.html">loop</a> <a href="/news/2-away.html">away</a> '
+          '<a href="/news/3-grain.html">article</a>'),
+    "/news/1-loop.html": (302, "", "/news/1-loop.html?again"),
+    "/news/1-loop.html?again": (302, "", "/news/1-loop.html?again"),  # never ends
+    "/news/2-away.html": (301, "", "http://elsewhere.invalid/news/2-away.html"),
+    "/news/3-grain.html": ARTICLE,
+}
 
 
 def test_redirect_loops_and_offsite_redirects_are_pages_not_used(
-    newsvault_cli: NewsvaultRunner, redirecting_site: str, tmp_path: Path
+    newsvault_cli: NewsvaultRunner, page_site: PageSite, tmp_path: Path
 ) -> None:
+    redirecting_site = page_site(PAGES)
     sites = tmp_path / "sites"
     sites.mkdir()
     (sites / "hops.toml").write_text(

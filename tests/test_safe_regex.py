@@ -9,9 +9,6 @@ timeout: a stall fails the test, and no speed is asserted.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ from newsvault.errors import ProfileError
 from newsvault.regex import compile_safe
 from spiders.profile import load_profile
 from tests.plugins.cli import NewsvaultRunner
+from tests.plugins.pages import PageSite
 
 HOSTILE = "a" * 40 + "!"
 ARTICLE = f"""<html><head><title>Grain and diplomacy</title></head><body><article>
@@ -33,28 +31,9 @@ FRONT = f"""<html><body><a href="/news/10-{HOSTILE}.html">hostile</a>
 <a href="/news/11-grain-and-diplomacy.html">article</a></body></html>"""
 
 
-class _Pages(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = {"/": FRONT, "/news/11-grain-and-diplomacy.html": ARTICLE}.get(self.path)
-        data = (body or "not found").encode()
-        self.send_response(200 if body else 404)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def hostile_site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def hostile_site(page_site: PageSite) -> str:
+    return page_site({"/": FRONT, "/news/11-grain-and-diplomacy.html": ARTICLE})
 
 
 def _profile(sites: Path, base_url: str) -> None:
