@@ -21,7 +21,7 @@ from archive.index import DigestIndex
 from archive.locks import archive_lock
 from archive.manifest import MANIFEST_NAME
 from archive.push_log import PushLog
-from archive.spool import PushResult, push_all, spooled_entries
+from archive.spool import CommittedHook, PushResult, push_all, spooled_entries
 from archive.staging import PARTIAL_SUFFIX, entry_dir
 from archive.stores import SnapshotRef, SnapshotStore, open_store
 from archive.writers import WriterCheck, WriterIdentity
@@ -57,6 +57,7 @@ class ArchiveSession:
         settings: Any = None,
         lock_wait_seconds: float = 600.0,
         progress: bool = False,
+        on_committed: CommittedHook | None = None,
     ) -> None:
         self.archive_url = archive_url
         self.state_dir = state_dir
@@ -64,6 +65,7 @@ class ArchiveSession:
         self.settings = settings
         self.lock_wait_seconds = lock_wait_seconds
         self.progress = progress
+        self.on_committed = on_committed
         self.identity = WriterIdentity.of(state_dir)
         self._lock = archive_lock(archive_url, state_dir)
         self._held: Any = None
@@ -106,7 +108,8 @@ class ArchiveSession:
     def push(self) -> list[PushResult]:
         """Push the spool (nothing is ever overwritten) and log the outcome for /metrics and /healthz."""
         try:
-            results = push_all(self.store, self.spool_dir, progress=self.progress, writer=self.identity)
+            results = push_all(self.store, self.spool_dir, progress=self.progress, writer=self.identity,
+                               on_committed=self.on_committed)
         except (StoreError, OSError) as exc:  # push_all keeps entries and reports; this is a last resort
             log.warning("could not push snapshots to the archive (%s); they stay spooled", exc)
             results = []

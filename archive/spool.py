@@ -18,7 +18,7 @@ import tempfile
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -271,8 +271,14 @@ def _conflict(result: PushResult, entry: Path, why: str) -> PushResult:
     return result
 
 
+# Called with (entry dir, manifest) once a snapshot is committed, before its entry goes
+# (the catalog ingests it from the local files). Its failures never fail the push.
+CommittedHook = Callable[[Path, Manifest], None]
+
+
 def _push_locked(
-    store: SnapshotStore, entry: Path, committed: _Committed, writers: WriterCheck | None, progress: bool
+    store: SnapshotStore, entry: Path, committed: _Committed, writers: WriterCheck | None, progress: bool,
+    on_committed: CommittedHook | None = None,
 ) -> PushResult:
     manifest_bytes = (entry / MANIFEST_NAME).read_bytes()
     manifest = Manifest.from_json(manifest_bytes)
@@ -312,6 +318,11 @@ def _push_locked(
             result.state = "already_committed"
     committed.add(ref.site, ref.snapshot_id)
     result.bytes = manifest.total_bytes + len(manifest_bytes)
+    if on_committed is not None:
+        try:
+            on_committed(entry, manifest)
+        except Exception as exc:  # noqa: BLE001 - the snapshot is committed; a cache lagging behind is not a failure
+            log.warning("snapshot %s committed, but its after-commit step failed: %s", ref.snapshot_id, exc)
     # Out of the listing by an atomic rename first, then deleted: a pusher that
     # listed the entry earlier finds nothing rather than a half-deleted dir.
     done = entry.with_name(f".{entry.name}.pushed-{os.getpid()}")
@@ -343,6 +354,7 @@ def push_all(
     progress: bool = True,
     salvage_partials: bool = True,
     writer: WriterIdentity | None = None,
+    on_committed: CommittedHook | None = None,
 ) -> list[PushResult]:
     """Push every finished spool entry, oldest first; salvage ``.partial`` dirs of dead crawls first.
 
@@ -391,7 +403,7 @@ def push_all(
                     results.append(PushResult(site, kind, snapshot_id, "skipped", error=unreachable, salvaged=salvaged))
                     continue
                 try:
-                    result = _push_locked(store, entry, committed, writers, progress)
+                    result = _push_locked(store, entry, committed, writers, progress, on_committed)
                 except StoreUnreachableError as exc:
                     unreachable = str(exc)
                     result = PushResult(site, kind, snapshot_id, "failed", error=unreachable)

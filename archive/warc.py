@@ -58,7 +58,6 @@ class WrittenResponse:
     uri: str
     date: str
     digest: str
-    revisit: bool
 
 
 def _header_pairs(headers: Iterable[tuple[bytes | str, Iterable[bytes | str]]], drop: set[bytes]) -> list[tuple[str, str]]:
@@ -254,7 +253,6 @@ class RotatingWarcWriter:
             uri=url,
             date=resp.rec_headers.get_header("WARC-Date"),
             digest=digest,
-            revisit=prior is not None,
         )
 
     def _close_file(self) -> None:

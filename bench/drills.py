@@ -385,7 +385,7 @@ def drill_faults(work: Path, site: SampleSiteProcess, articles: int) -> dict[str
     ]
     # INFO level: the spider logs "request failed (<reason>): <url>" for every page it counts as failed.
     result = run_child(
-        args, env={**env, "NEWSVAULT_CRAWL_LOG_LEVEL": "INFO"}, cwd=work, timeout=600
+        args, env={**env, "NEWSVAULT_CRAWL_LOG_LEVEL": "INFO"}, cwd=work, timeout=300
     )
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
     stats = summary.get("stats", {})
@@ -444,6 +444,7 @@ def drill_faults(work: Path, site: SampleSiteProcess, articles: int) -> dict[str
         )
     return {
         "exit": result.returncode,
+        "hang": result.timed_out,
         "status": summary.get("status"),
         "finish_reason": summary.get("finish_reason"),
         "pages": summary.get("pages"),
@@ -1722,6 +1723,27 @@ def drill_two_writers(work: Path, server: Any, site_url: str) -> dict[str, Any]:
 
 
 # --- main ----------------------------------------------------------------------------
+CODE_DIRS = ("archive", "newsvault", "pipelines", "samplesite", "scheduler", "spiders", "sites")
+
+
+def code_fingerprint() -> dict[str, Any]:
+    """The commit and a hash of the library's files: a run is only one codebase's figures if they did not change."""
+    import hashlib
+
+    root = HERE.parent
+    digest = hashlib.sha256()
+    files = sorted(p for d in CODE_DIRS for p in (root / d).rglob("*") if p.suffix in (".py", ".toml"))
+    for path in [*files, root / "settings.py"]:
+        if path.is_file():
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10, check=False).stdout.strip()
+    except OSError:
+        head = ""
+    return {"head": head, "files_sha256": digest.hexdigest()[:16]}
+
+
 ALL_DRILLS = (
     "kills",
     "s3",
@@ -1779,7 +1801,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = only - set(ALL_DRILLS)
     if unknown:
         parser.error(f"unknown drill(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL_DRILLS)}")
-    results: dict[str, Any] = {"articles": articles, "seed": args.seed, "quick": quick, "wall_seconds": {}}
+    results: dict[str, Any] = {"articles": articles, "seed": args.seed, "quick": quick, "wall_seconds": {},
+                               "code_at_start": code_fingerprint()}
 
     def timed(key: str, fn: Any, *fn_args: Any) -> None:
         import traceback
@@ -1838,6 +1861,8 @@ def main(argv: list[str] | None = None) -> int:
                 huge = (args.huge_mib or (256 if quick else 1024)) * 1024 * 1024
                 timed("hostile", drill_hostile, work, huge, args.hostile_cases)
 
+    results["code_at_end"] = code_fingerprint()
+    results["code_changed_during_run"] = results["code_at_end"] != results["code_at_start"]
     report(results)
     write_json(args.json, results)
     return 1 if any(isinstance(v, dict) and "crashed" in v for v in results.values()) else 0
@@ -1928,7 +1953,8 @@ def report(results: dict[str, Any]) -> None:
     if "faults" in results and "faults" in results["faults"]:
         f = results["faults"]
         print(
-            f"(c) fault pages: crawl {f['status']} ({f['finish_reason']}), exit {f['exit']}, {f['pages']} pages, {f['items']} items "
+            f"(c) fault pages: crawl {f['status']} ({f['finish_reason']}), exit {f['exit']}"
+            f"{' (HUNG: killed after 300 s)' if f.get('hang') else ''}, {f['pages']} pages, {f['items']} items "
             f"in {f['wall_seconds']:.1f} s, peak RSS {f['max_rss_mb']:.0f} MB, retries {f['retries']}"
         )
         table = Table(["fault", "path", "counts as", "evidence", "verdict"])
@@ -2089,6 +2115,12 @@ def report_truth(results: dict[str, Any]) -> None:
     for key, section in results.items():
         if isinstance(section, dict) and "crashed" in section:
             print(f"DRILL {key} CRASHED:\n{section['crashed']}")
+    if "code_at_start" in results:
+        start, end = results["code_at_start"], results.get("code_at_end", {})
+        print(f"code: commit {start['head']}, library files {start['files_sha256']}"
+              + ("" if start == end else
+                 f"; WARNING: the library changed during the run (now {end.get('head')}, {end.get('files_sha256')}): "
+                 "these figures mix codebases"))
     walls = results.get("wall_seconds", {})
     if walls:
         table = Table(["drill", "wall s"])

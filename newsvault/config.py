@@ -103,6 +103,7 @@ class StateConfig(_Section):
     """Where run history, dedupe state, job store and spool live."""
 
     dir: str = "var"
+    catalog: str | None = Field(None, description="the catalog of the archive; default <state>/catalog.sqlite")
 
 
 class SitesConfig(_Section):
@@ -195,6 +196,10 @@ class Config(_Section):
     @property
     def spool_dir(self) -> Path:
         return Path(self.archive.spool_dir) if self.archive.spool_dir else self.state_dir / "spool"
+
+    @property
+    def catalog_path(self) -> Path:
+        return Path(self.state.catalog) if self.state.catalog else self.state_dir / "catalog.sqlite"
 
     @property
     def sites_dir(self) -> Path:

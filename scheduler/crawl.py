@@ -21,6 +21,7 @@ from scrapy.settings import Settings
 from archive.ids import new_snapshot_id
 from archive.scrapy_hooks import SNAPSHOT_ERROR_STAT, find_extension
 from archive.session import ArchiveSession, SnapshotOutcome, SnapshotState
+from catalog.ingest import committed_hook
 from newsvault.config import Config
 from newsvault.errors import ArchiveLockedError, WriterConflictError
 from newsvault.jsonsafe import json_safe
@@ -186,6 +187,7 @@ def run_crawl(
         session = ArchiveSession(
             config.archive.url, state_dir=config.state_dir, spool_dir=config.spool_dir, settings=scrapy_settings,
             lock_wait_seconds=config.archive.lock_wait_seconds,
+            on_committed=committed_hook(config.catalog_path, config.archive.url),
         )
         with session:
             session.preflight(profile.name, kind)

@@ -18,6 +18,7 @@ from archive.spool import spooled_entries
 from archive.stores import SnapshotStore, open_store
 from archive.verify import find_snapshot, latest_snapshot, load_manifest, verify_snapshot
 from archive.writers import WriterIdentity, claim
+from catalog.ingest import committed_hook
 from newsvault.config import Config
 from newsvault.errors import IntegrityError, NewsvaultError, StoreError
 from newsvault.names import KINDS
@@ -232,7 +233,8 @@ def cmd_push(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     with ArchiveSession(config.archive.url, state_dir=config.state_dir, spool_dir=config.spool_dir,
                         settings=config.scrapy_settings(), lock_wait_seconds=config.archive.lock_wait_seconds,
-                        progress=_progress()) as session:
+                        progress=_progress(),
+                        on_committed=committed_hook(config.catalog_path, config.archive.url)) as session:
         results = session.push()
     mark_snapshots_committed(config.state_dir, [r.snapshot_id for r in results if r.ok])
     if not results:

@@ -1,0 +1,14 @@
+"""The catalog: what the archive holds, indexed to be read (versions, diffs, threads, changes, search, exports).
+
+The archive is the record; the catalog is a cache of it. It is updated as
+snapshots commit (``archive.session.ArchiveSession`` calls :func:`ingest` for
+each one) and can be rebuilt from the archive alone (:func:`rebuild`), giving
+the same answers: every answer is derived from the snapshots' items and
+manifests, ordered by values in them, never by when a row was written.
+
+- ``catalog.db``: the SQLite file, its schema and its archive;
+- ``catalog.ingest``: one committed snapshot into the catalog; rebuild and sync;
+- ``catalog.query``: history, versions, threads, changes, search;
+- ``catalog.diff``: field and body diffs between versions, substantive or minor;
+- ``catalog.export``: JSON Lines, CSV, Parquet and WACZ.
+"""

@@ -1,0 +1,163 @@
+"""The catalog's SQLite file: one per archive, ``<state>/catalog.sqlite`` by default.
+
+An article *version* is one content hash of one canonical URL: counters
+(views, comments) are not part of the hash, so they never make a version;
+each snapshot holding the version is a *sighting*, with the counters it saw.
+A discussion thread has one *observation* per snapshot that listed it. Full
+text of every version's title, lead and body is in an FTS5 index (the
+``unicode61`` tokenizer: case-folded words in any script, Russian and English
+alike).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Self
+
+from archive.index import archive_key
+from newsvault.errors import NewsvaultError
+from newsvault.sqlite import connect_wal
+
+CATALOG_FILENAME = "catalog.sqlite"
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshots (
+    snapshot_id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    items INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL,
+    canonical_url TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    url TEXT,
+    title TEXT,
+    lead TEXT,
+    body TEXT,
+    authors TEXT NOT NULL DEFAULT '[]',
+    tags TEXT NOT NULL DEFAULT '[]',
+    published_at TEXT,
+    modified_at TEXT,
+    section TEXT,
+    image_url TEXT,
+    image_credit TEXT,
+    source_name TEXT,
+    source_url TEXT,
+    language TEXT,
+    duplicate_of TEXT,
+    near_duplicate_of TEXT,
+    UNIQUE (site, canonical_url, content_hash)
+);
+CREATE INDEX IF NOT EXISTS versions_url ON versions (canonical_url);
+CREATE TABLE IF NOT EXISTS sightings (
+    version_id INTEGER NOT NULL REFERENCES versions (id),
+    snapshot_id TEXT NOT NULL,
+    fetched_at TEXT NOT NULL,
+    views INTEGER,
+    comment_count INTEGER,
+    PRIMARY KEY (version_id, snapshot_id)
+);
+CREATE INDEX IF NOT EXISTS sightings_snapshot ON sightings (snapshot_id);
+CREATE INDEX IF NOT EXISTS sightings_time ON sightings (fetched_at);
+CREATE TABLE IF NOT EXISTS removals (
+    site TEXT NOT NULL,
+    canonical_url TEXT NOT NULL,
+    snapshot_id TEXT NOT NULL,
+    observed_at TEXT NOT NULL,
+    PRIMARY KEY (site, canonical_url, snapshot_id)
+);
+CREATE TABLE IF NOT EXISTS observations (
+    site TEXT NOT NULL,
+    thread_url TEXT NOT NULL,
+    snapshot_id TEXT NOT NULL,
+    observed_at TEXT NOT NULL,
+    list_url TEXT,
+    position INTEGER,
+    title TEXT,
+    comment_count INTEGER,
+    last_activity_at TEXT,
+    is_reply INTEGER,
+    reply_to_title TEXT,
+    PRIMARY KEY (site, thread_url, snapshot_id)
+);
+CREATE INDEX IF NOT EXISTS observations_time ON observations (site, observed_at);
+CREATE VIRTUAL TABLE IF NOT EXISTS versions_fts USING fts5(
+    title, lead, body, content='versions', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+);
+"""
+
+
+class CatalogError(NewsvaultError, ValueError):
+    """The catalog cannot answer: it indexes another archive, or a query is malformed."""
+
+
+def catalog_path(state_dir: str | Path) -> Path:
+    return Path(state_dir) / CATALOG_FILENAME
+
+
+class Catalog:
+    """An open catalog of one archive."""
+
+    def __init__(self, path: str | Path, archive_url: str, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise CatalogError(f"no catalog at {self.path}: run `newsvault catalog rebuild`")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.archive = archive_key(archive_url)
+        self.db = connect_wal(self.path, schema=_SCHEMA, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self._claim_archive()
+
+    def _claim_archive(self) -> None:
+        with self.transaction():
+            rows = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+            if not rows:
+                self.db.executemany("INSERT INTO meta VALUES (?, ?)",
+                                    [("archive", self.archive), ("schema_version", SCHEMA_VERSION)])
+                return
+        if rows.get("archive") != self.archive:
+            raise CatalogError(f"{self.path} indexes {rows.get('archive')}, not {self.archive}: "
+                               "give --catalog another file, or rebuild it for this archive")
+        if rows.get("schema_version") != SCHEMA_VERSION:
+            raise CatalogError(f"{self.path} has catalog schema {rows.get('schema_version')}, "
+                               f"this newsvault reads {SCHEMA_VERSION}: run `newsvault catalog rebuild`")
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    def has_snapshot(self, snapshot_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM snapshots WHERE snapshot_id=?", (snapshot_id,)).fetchone() is not None
+
+    def snapshot_ids(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT snapshot_id FROM snapshots")}
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (the write lock up front: two crawls may ingest at once)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,205 @@
+"""Putting committed snapshots into the catalog: one as it commits, the missing ones (sync), or all (rebuild).
+
+Only what is in a snapshot goes in (its manifest and its items), and only
+snapshots that pass verification, so a catalog rebuilt from the archive
+alone is the catalog the crawls built. Where two snapshots hold the same
+version, the fields kept are those of its earliest sighting, whatever order
+the snapshots arrive in.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from archive.manifest import ITEMS_NAME, Manifest
+from archive.stores import SnapshotRef, SnapshotStore
+from archive.verify import verify_snapshot
+from catalog.db import Catalog
+from newsvault.errors import IntegrityError, StoreError
+
+log = logging.getLogger(__name__)
+
+# What makes an article version: every field but the counters, the fetch time
+# and the bookkeeping. A byline or a date corrected is a new version; a view
+# counter going up never is.
+VERSION_FIELDS = (
+    "title", "lead", "body", "authors", "tags", "published_at", "modified_at", "section",
+    "image_url", "image_credit", "source_name", "source_url",
+)
+REMOVED_STAT = "newsvault/removed_urls"
+
+
+def version_key(item: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of an article's versioned fields."""
+    fields = {name: item.get(name) for name in VERSION_FIELDS}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _json_list(value: Any) -> str:
+    return json.dumps(list(value or []), ensure_ascii=False)
+
+
+def iter_items(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
+    """The items of an items.jsonl.gz stream (a line that is not an object is skipped and logged)."""
+    with gzip.open(stream, "rt", encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                item = json.loads(line)
+            except ValueError:
+                log.warning("items line %d is not JSON; skipped", number)
+                continue
+            if isinstance(item, dict):
+                yield item
+
+
+def ingest(catalog: Catalog, manifest: Manifest, items: Iterable[dict[str, Any]]) -> bool:
+    """Add one committed snapshot (its manifest and items); False if the catalog has it already."""
+    with catalog.transaction() as db:
+        if db.execute("SELECT 1 FROM snapshots WHERE snapshot_id=?", (manifest.snapshot_id,)).fetchone():
+            return False
+        count = 0
+        for item in items:
+            count += 1
+            kind = item.get("type")
+            if kind == "article" and item.get("canonical_url"):
+                _article(db, manifest.snapshot_id, item)
+            elif kind == "discussion" and item.get("thread_url"):
+                _observation(db, manifest.snapshot_id, item)
+        removed = manifest.crawl_stats.get(REMOVED_STAT) or []
+        db.executemany(
+            "INSERT OR IGNORE INTO removals (site, canonical_url, snapshot_id, observed_at) VALUES (?, ?, ?, ?)",
+            [(manifest.site, str(url), manifest.snapshot_id, manifest.finished_at) for url in removed],
+        )
+        db.execute(
+            "INSERT INTO snapshots (snapshot_id, site, kind, started_at, finished_at, status, items)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (manifest.snapshot_id, manifest.site, manifest.kind, manifest.started_at, manifest.finished_at,
+             manifest.status, count),
+        )
+    return True
+
+
+def _article(db: Any, snapshot_id: str, item: dict[str, Any]) -> None:
+    site, url, key = item.get("site") or "", item["canonical_url"], version_key(item)
+    fetched_at = str(item.get("fetched_at") or "")
+    row = db.execute("SELECT id FROM versions WHERE site=? AND canonical_url=? AND content_hash=?",
+                     (site, url, key)).fetchone()
+    if row is None:
+        cursor = db.execute(
+            "INSERT INTO versions (site, canonical_url, content_hash, url, title, lead, body, authors, tags,"
+            " published_at, modified_at, section, image_url, image_credit, source_name, source_url, language,"
+            " duplicate_of, near_duplicate_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (site, url, key, item.get("url"), item.get("title"), item.get("lead"), item.get("body"),
+             _json_list(item.get("authors")), _json_list(item.get("tags")), item.get("published_at"),
+             item.get("modified_at"), item.get("section"), item.get("image_url"), item.get("image_credit"),
+             item.get("source_name"), item.get("source_url"), item.get("language"), item.get("duplicate_of"),
+             item.get("near_duplicate_of")),
+        )
+        version_id = cursor.lastrowid
+        db.execute("INSERT INTO versions_fts (rowid, title, lead, body) VALUES (?, ?, ?, ?)",
+                   (version_id, item.get("title") or "", item.get("lead") or "", item.get("body") or ""))
+    else:
+        version_id = row[0]
+        first = db.execute("SELECT MIN(fetched_at || ' ' || snapshot_id) FROM sightings WHERE version_id=?",
+                           (version_id,)).fetchone()[0]
+        if first is None or f"{fetched_at} {snapshot_id}" < first:
+            # An earlier sighting arrived later (a rebuild, a late push): its unversioned fields win.
+            db.execute("UPDATE versions SET url=?, language=?, duplicate_of=?, near_duplicate_of=? WHERE id=?",
+                       (item.get("url"), item.get("language"), item.get("duplicate_of"),
+                        item.get("near_duplicate_of"), version_id))
+    db.execute(
+        "INSERT OR IGNORE INTO sightings (version_id, snapshot_id, fetched_at, views, comment_count)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (version_id, snapshot_id, fetched_at, item.get("views"), item.get("comment_count")),
+    )
+
+
+def _observation(db: Any, snapshot_id: str, item: dict[str, Any]) -> None:
+    db.execute(
+        "INSERT OR IGNORE INTO observations (site, thread_url, snapshot_id, observed_at, list_url, position, title,"
+        " comment_count, last_activity_at, is_reply, reply_to_title) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (item.get("site") or "", item["thread_url"], snapshot_id, str(item.get("fetched_at") or ""),
+         item.get("list_url"), item.get("position"), item.get("title"), item.get("comment_count"),
+         item.get("last_activity_at"), int(bool(item.get("is_reply"))), item.get("reply_to_title")),
+    )
+
+
+def ingest_from_dir(catalog: Catalog, directory: Path, manifest: Manifest) -> bool:
+    """A snapshot whose files are on this disk (a spool entry just committed)."""
+    with open(directory / ITEMS_NAME, "rb") as raw:
+        return ingest(catalog, manifest, iter_items(raw))
+
+
+def ingest_from_store(catalog: Catalog, store: SnapshotStore, ref: SnapshotRef) -> bool:
+    """Verify a committed snapshot, then add it; IntegrityError (nothing added) if it fails verification."""
+    manifest = verify_snapshot(store, ref)
+    if manifest.file(ITEMS_NAME) is None:
+        return ingest(catalog, manifest, ())
+    with store.open(ref.key(ITEMS_NAME)) as raw:
+        return ingest(catalog, manifest, iter_items(raw))
+
+
+@dataclass
+class RebuildReport:
+    """What a rebuild or sync did."""
+
+    ingested: int = 0
+    items: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)  # snapshot id -> why
+
+
+Progress = Callable[[int, int, str], None]
+
+
+def sync(catalog: Catalog, store: SnapshotStore, *, progress: Progress | None = None) -> RebuildReport:
+    """Add every committed snapshot the catalog does not have yet (oldest first); name the ones that fail."""
+    report = RebuildReport()
+    known = catalog.snapshot_ids()
+    todo = [ref for ref in store.list_snapshots() if ref.snapshot_id not in known]
+    for done, ref in enumerate(todo, start=1):
+        try:
+            if ingest_from_store(catalog, store, ref):
+                report.ingested += 1
+        except (IntegrityError, StoreError) as exc:
+            report.skipped[ref.snapshot_id] = str(exc)
+            log.warning("snapshot %s not catalogued: %s", ref.snapshot_id, exc)
+        if progress:
+            progress(done, len(todo), ref.snapshot_id)
+    report.items = int(catalog.db.execute("SELECT COALESCE(SUM(items), 0) FROM snapshots").fetchone()[0])
+    return report
+
+
+def rebuild(path: Path, archive_url: str, store: SnapshotStore, *, progress: Progress | None = None) -> RebuildReport:
+    """A new catalog at ``path`` from the archive alone; it replaces the old one only once complete."""
+    tmp = path.with_name(f".{path.name}.rebuild-{os.getpid()}")
+    for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    catalog = Catalog(tmp, archive_url)
+    try:
+        report = sync(catalog, store, progress=progress)
+        catalog.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        catalog.close()
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    os.replace(tmp, path)
+    return report
+
+
+def committed_hook(path: Path, archive_url: str) -> Callable[[Path, Manifest], None]:
+    """What a push calls for each snapshot it commits: add it to the catalog at ``path`` from its local files."""
+
+    def add(entry: Path, manifest: Manifest) -> None:
+        with Catalog(path, archive_url) as catalog:
+            ingest_from_dir(catalog, entry, manifest)
+
+    return add
+

@@ -1,0 +1,241 @@
+"""Reading the catalog: an article's versions, a thread's observations, what changed in a window, search.
+
+Every answer is plain JSON-ready data ordered by values from the snapshots
+(times, then ids), so the same archive gives the same answer whether its
+catalog grew crawl by crawl or was rebuilt. Version numbers (1, 2, ...) count
+an article's versions in the order they were first seen.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from catalog.db import Catalog, CatalogError
+from catalog.ingest import VERSION_FIELDS
+from pipelines.parse.urls import canonical_form
+
+# Fields a version row carries besides the versioned ones.
+_LIST_FIELDS = ("authors", "tags")
+
+
+@dataclass
+class Version:
+    """One version of an article: its fields and where it was seen."""
+
+    number: int
+    site: str
+    canonical_url: str
+    version_key: str
+    first_seen: str
+    last_seen: str
+    snapshots: list[str]
+    fields: dict[str, Any]
+    # Counters per sighting: (fetched_at, views, comment_count).
+    counters: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_time(text: str, what: str) -> str:
+    """An ISO 8601 time (naive: UTC) as the catalog stores times, ``...Z``; CatalogError if it is not one."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise CatalogError(f"{what}: not an ISO 8601 time: {text!r}") from exc
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _url_candidates(url: str) -> list[str]:
+    candidates = [url.strip()]
+    try:
+        candidates.append(canonical_form(url))
+    except ValueError:
+        pass
+    return list(dict.fromkeys(candidates))
+
+
+def _version_rows(catalog: Catalog, url: str) -> list[sqlite3.Row]:
+    for candidate in _url_candidates(url):
+        rows = catalog.db.execute(
+            "SELECT v.*, MIN(s.fetched_at) AS first_seen, MAX(s.fetched_at) AS last_seen,"
+            " GROUP_CONCAT(s.snapshot_id) AS snapshot_list"
+            " FROM versions v JOIN sightings s ON s.version_id = v.id"
+            " WHERE v.canonical_url = ? GROUP BY v.id ORDER BY first_seen, v.content_hash",
+            (candidate,),
+        ).fetchall()
+        if rows:
+            return rows
+    raise CatalogError(f"no archived article has the URL {url!r}")
+
+
+def _fields(row: sqlite3.Row) -> dict[str, Any]:
+    fields = {name: row[name] for name in VERSION_FIELDS}
+    for name in _LIST_FIELDS:
+        fields[name] = json.loads(fields[name] or "[]")
+    for extra in ("url", "language", "duplicate_of", "near_duplicate_of"):
+        fields[extra] = row[extra]
+    return fields
+
+
+def versions(catalog: Catalog, url: str, *, counters: bool = False) -> list[Version]:
+    """Every version of the article at ``url`` (or its canonical form), oldest first."""
+    out = []
+    for number, row in enumerate(_version_rows(catalog, url), start=1):
+        version = Version(
+            number=number, site=row["site"], canonical_url=row["canonical_url"], version_key=row["content_hash"],
+            first_seen=row["first_seen"], last_seen=row["last_seen"],
+            snapshots=sorted(set(row["snapshot_list"].split(","))), fields=_fields(row),
+        )
+        if counters:
+            version.counters = [
+                {"fetched_at": r[0], "snapshot_id": r[1], "views": r[2], "comment_count": r[3]}
+                for r in catalog.db.execute(
+                    "SELECT fetched_at, snapshot_id, views, comment_count FROM sightings WHERE version_id=?"
+                    " ORDER BY fetched_at, snapshot_id", (row["id"],))
+            ]
+        out.append(version)
+    return out
+
+
+def history(catalog: Catalog, url: str) -> dict[str, Any]:
+    """The versions of an article with what changed from one to the next (fields, body size)."""
+    from catalog.diff import changed_fields
+
+    found = versions(catalog, url)
+    rows = []
+    previous: Version | None = None
+    for version in found:
+        body = version.fields.get("body") or ""
+        rows.append({
+            "version": version.number,
+            "first_seen": version.first_seen,
+            "last_seen": version.last_seen,
+            "snapshots": version.snapshots,
+            "title": version.fields.get("title"),
+            "changed_fields": changed_fields(previous.fields, version.fields) if previous else [],
+            "body_chars": len(body),
+            "body_delta": len(body) - len(previous.fields.get("body") or "") if previous else 0,
+        })
+        previous = version
+    return {"canonical_url": found[0].canonical_url, "site": found[0].site, "versions": rows}
+
+
+def pick_version(found: list[Version], spec: str | None, default: int) -> Version:
+    """A version by number (1-based, negative from the end) or by the snapshot id that holds it."""
+    if spec is None:
+        return found[default]
+    if spec.lstrip("-").isdigit():
+        number = int(spec)
+        index = number - 1 if number > 0 else number
+        if number == 0 or not -len(found) <= index < len(found):
+            raise CatalogError(f"no version {spec}: the article has {len(found)}")
+        return found[index]
+    for version in found:
+        if spec in version.snapshots or any(s.startswith(spec) for s in version.snapshots):
+            return version
+    raise CatalogError(f"no version of the article is in snapshot {spec!r}")
+
+
+def thread(catalog: Catalog, url: str) -> dict[str, Any]:
+    """A discussion thread's observations: comment count and last activity per snapshot, oldest first."""
+    for candidate in _url_candidates(url):
+        rows = catalog.db.execute(
+            "SELECT * FROM observations WHERE thread_url=? ORDER BY observed_at, snapshot_id", (candidate,)
+        ).fetchall()
+        if rows:
+            return {
+                "thread_url": candidate,
+                "site": rows[0]["site"],
+                "title": rows[-1]["title"],
+                "observations": [
+                    {"observed_at": r["observed_at"], "snapshot_id": r["snapshot_id"], "list_url": r["list_url"],
+                     "position": r["position"], "comment_count": r["comment_count"],
+                     "last_activity_at": r["last_activity_at"], "title": r["title"]}
+                    for r in rows
+                ],
+            }
+    raise CatalogError(f"no archived discussion thread has the URL {url!r}")
+
+
+def changes(catalog: Catalog, site: str, since: str, until: str | None = None) -> dict[str, Any]:
+    """What was new, updated and removed in [since, until): articles and threads."""
+    since = parse_time(since, "--since")
+    until = parse_time(until, "--until") if until else "9999-12-31T23:59:59Z"
+    if since >= until:
+        raise CatalogError("--since must be before --until")
+    db = catalog.db
+    firsts = db.execute(
+        "SELECT v.canonical_url, v.id, MIN(s.fetched_at) AS first FROM versions v JOIN sightings s ON s.version_id=v.id"
+        " WHERE v.site=? GROUP BY v.id", (site,)).fetchall()
+    article_first: dict[str, str] = {}
+    for row in firsts:
+        url = row["canonical_url"]
+        article_first[url] = min(article_first.get(url, row["first"]), row["first"])
+    new = sorted({r["canonical_url"] for r in firsts if since <= article_first[r["canonical_url"]] < until})
+    updated = sorted({r["canonical_url"] for r in firsts
+                      if since <= r["first"] < until and article_first[r["canonical_url"]] < r["first"]})
+    removed = sorted({r[0] for r in db.execute(
+        "SELECT canonical_url FROM removals WHERE site=? AND observed_at >= ? AND observed_at < ?", (site, since, until))})
+    threads_new: set[str] = set()
+    threads_moved: set[str] = set()
+    previous: dict[str, tuple[Any, Any]] = {}
+    for r in db.execute("SELECT thread_url, observed_at, comment_count, last_activity_at FROM observations"
+                        " WHERE site=? AND observed_at < ? ORDER BY thread_url, observed_at, snapshot_id", (site, until)):
+        url, state = r["thread_url"], (r["comment_count"], r["last_activity_at"])
+        if r["observed_at"] >= since:
+            if url not in previous:
+                threads_new.add(url)
+            elif previous[url] != state:
+                threads_moved.add(url)
+        previous[url] = state
+    return {
+        "site": site, "since": since, "until": None if until.startswith("9999") else until,
+        "articles": {"new": new, "updated": sorted(set(updated) - set(new)), "removed": removed},
+        "threads": {"new": sorted(threads_new), "updated": sorted(threads_moved - threads_new)},
+    }
+
+
+def search(catalog: Catalog, query: str, *, site: str | None = None, since: str | None = None,
+           until: str | None = None, limit: int = 50) -> dict[str, Any]:
+    """Full text over every version's title, lead and body; each hit names the versions that hold it."""
+    if not query.strip():
+        raise CatalogError("an empty search query")
+    since = parse_time(since, "--since") if since else None
+    until = parse_time(until, "--until") if until else None
+    try:
+        matched = catalog.db.execute(
+            "SELECT rowid, bm25(versions_fts) AS rank FROM versions_fts WHERE versions_fts MATCH ? ORDER BY rank",
+            (query,)).fetchall()
+    except sqlite3.OperationalError as exc:
+        raise CatalogError(f"bad search query {query!r}: {exc}") from exc
+    best: dict[str, float] = {}
+    hit_ids: dict[str, set[int]] = {}
+    for row in matched:
+        version = catalog.db.execute("SELECT id, site, canonical_url FROM versions WHERE id=?", (row[0],)).fetchone()
+        if version is None or (site and version["site"] != site):
+            continue
+        if since or until:
+            seen = catalog.db.execute("SELECT MIN(fetched_at), MAX(fetched_at) FROM sightings WHERE version_id=?",
+                                      (version["id"],)).fetchone()
+            if (until and seen[0] >= until) or (since and seen[1] < since):
+                continue
+        url = version["canonical_url"]
+        best[url] = min(best.get(url, row[1]), row[1])
+        hit_ids.setdefault(url, set()).add(version["id"])
+    ordered = sorted(best, key=lambda u: (round(best[u], 9), u))[:limit]
+    hits = []
+    for url in ordered:
+        found = versions(catalog, url)
+        ids = {r["id"] for r in _version_rows(catalog, url) if r["id"] in hit_ids[url]}
+        numbers = [v.number for v, r in zip(found, _version_rows(catalog, url), strict=True) if r["id"] in ids]
+        latest = found[-1]
+        hits.append({"canonical_url": url, "site": latest.site, "title": latest.fields.get("title"),
+                     "versions": numbers, "latest_version": latest.number,
+                     "only_in_earlier_versions": latest.number not in numbers})
+    return {"query": query, "hits": hits}
