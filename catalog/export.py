@@ -161,13 +161,16 @@ def export_wacz(store: SnapshotStore, ref: SnapshotRef, target: Path) -> Path:
         warcs = sorted(str(restored / name) for name in result.files if name.endswith(".warc.gz"))
         if not warcs:
             raise CatalogError(f"snapshot {ref.snapshot_id} has no WARC to export")
+        # A page's ts must be its capture's WARC-Date (py-wacz matches pages to captures by ts/url).
+        captured = _capture_dates(warcs)
         pages = Path(tmp) / "pages.jsonl"
         with open(pages, "w", encoding="utf-8") as out, open(restored / ITEMS_NAME, "rb") as items:
             out.write(json.dumps({"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}) + "\n")
             for item in iter_items(items):
-                if item.get("type") == "article" and item.get("url") and item.get("fetched_at"):
-                    out.write(json.dumps({"url": item["url"], "ts": item["fetched_at"],
-                                          "title": item.get("title") or ""}, ensure_ascii=False) + "\n")
+                url = item.get("url")
+                if item.get("type") == "article" and url in captured:
+                    out.write(json.dumps({"url": url, "ts": captured[url], "title": item.get("title") or ""},
+                                         ensure_ascii=False) + "\n")
         target.parent.mkdir(parents=True, exist_ok=True)
         built = Path(tmp) / "out.wacz"
         code = wacz_main(["create", "-o", str(built), "--hash-type", "sha256", "-p", str(pages),
@@ -176,3 +179,19 @@ def export_wacz(store: SnapshotStore, ref: SnapshotRef, target: Path) -> Path:
             raise CatalogError(f"the WACZ of {ref.snapshot_id} could not be built (wacz exit {code})")
         shutil.move(str(built), target)
     return target
+
+
+def _capture_dates(warcs: list[str]) -> dict[str, str]:
+    """URL -> WARC-Date of its last successful (2xx) response capture in ``warcs``."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    dates: dict[str, str] = {}
+    for path in warcs:
+        with open(path, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                if record.rec_type == "response" and record.http_headers is not None:
+                    status = record.http_headers.get_statuscode() or ""
+                    if status.startswith("2"):
+                        dates[record.rec_headers.get_header("WARC-Target-URI")] = record.rec_headers.get_header("WARC-Date")
+    return dates
+

@@ -201,41 +201,50 @@ def changes(catalog: Catalog, site: str, since: str, until: str | None = None) -
     }
 
 
+# Candidate versions read per hit wanted: an article has a few versions, and the
+# best-ranked ones decide its place; the cap keeps a query for a common word fast.
+_CANDIDATES_PER_HIT = 20
+
+
 def search(catalog: Catalog, query: str, *, site: str | None = None, since: str | None = None,
            until: str | None = None, limit: int = 50) -> dict[str, Any]:
-    """Full text over every version's title, lead and body; each hit names the versions that hold it."""
+    """Full text over every version's title, lead and body; each hit names the versions that hold it.
+
+    ``since``/``until`` keep versions seen in that window. Hits are ordered by
+    their best-ranked version (bm25), then URL.
+    """
     if not query.strip():
         raise CatalogError("an empty search query")
-    since = parse_time(since, "--since") if since else None
-    until = parse_time(until, "--until") if until else None
+    conditions, args = ["versions_fts MATCH ?"], [query]
+    if site:
+        conditions.append("v.site = ?")
+        args.append(site)
+    if since:
+        conditions.append("EXISTS (SELECT 1 FROM sightings s WHERE s.version_id = v.id AND s.fetched_at >= ?)")
+        args.append(parse_time(since, "--since"))
+    if until:
+        conditions.append("EXISTS (SELECT 1 FROM sightings s WHERE s.version_id = v.id AND s.fetched_at < ?)")
+        args.append(parse_time(until, "--until"))
     try:
-        matched = catalog.db.execute(
-            "SELECT rowid, bm25(versions_fts) AS rank FROM versions_fts WHERE versions_fts MATCH ? ORDER BY rank",
-            (query,)).fetchall()
+        rows = catalog.db.execute(
+            "SELECT v.id, v.canonical_url, f.rank FROM versions_fts f JOIN versions v ON v.id = f.rowid"
+            f" WHERE {' AND '.join(conditions)} ORDER BY f.rank, v.canonical_url LIMIT ?",
+            (*args, max(limit, 1) * _CANDIDATES_PER_HIT)).fetchall()
     except sqlite3.OperationalError as exc:
         raise CatalogError(f"bad search query {query!r}: {exc}") from exc
     best: dict[str, float] = {}
-    hit_ids: dict[str, set[int]] = {}
-    for row in matched:
-        version = catalog.db.execute("SELECT id, site, canonical_url FROM versions WHERE id=?", (row[0],)).fetchone()
-        if version is None or (site and version["site"] != site):
-            continue
-        if since or until:
-            seen = catalog.db.execute("SELECT MIN(fetched_at), MAX(fetched_at) FROM sightings WHERE version_id=?",
-                                      (version["id"],)).fetchone()
-            if (until and seen[0] >= until) or (since and seen[1] < since):
-                continue
-        url = version["canonical_url"]
-        best[url] = min(best.get(url, row[1]), row[1])
-        hit_ids.setdefault(url, set()).add(version["id"])
-    ordered = sorted(best, key=lambda u: (round(best[u], 9), u))[:limit]
+    for _version_id, url, rank in rows:
+        best.setdefault(url, rank)
     hits = []
-    for url in ordered:
-        found = versions(catalog, url)
-        ids = {r["id"] for r in _version_rows(catalog, url) if r["id"] in hit_ids[url]}
-        numbers = [v.number for v, r in zip(found, _version_rows(catalog, url), strict=True) if r["id"] in ids]
-        latest = found[-1]
-        hits.append({"canonical_url": url, "site": latest.site, "title": latest.fields.get("title"),
-                     "versions": numbers, "latest_version": latest.number,
-                     "only_in_earlier_versions": latest.number not in numbers})
+    for url in sorted(best, key=lambda u: (round(best[u], 9), u))[:limit]:
+        numbered = _version_rows(catalog, url)
+        ids = [row["id"] for row in numbered]
+        # Exactly which of its versions match (the candidate cap may have seen only some).
+        holding = {r[0] for r in catalog.db.execute(
+            f"SELECT rowid FROM versions_fts WHERE versions_fts MATCH ? AND rowid IN ({','.join('?' * len(ids))})",
+            (query, *ids))}
+        numbers = [n for n, version_id in enumerate(ids, start=1) if version_id in holding]
+        latest = numbered[-1]
+        hits.append({"canonical_url": url, "site": latest["site"], "title": latest["title"], "versions": numbers,
+                     "latest_version": len(numbered), "only_in_earlier_versions": len(numbered) not in numbers})
     return {"query": query, "hits": hits}
