@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -87,38 +88,77 @@ def ingest(catalog: Catalog, manifest: Manifest, items: Iterable[dict[str, Any]]
     return True
 
 
+_VERSION_COLUMNS = (
+    "site", "canonical_url", "content_hash", "url", "title", "lead", "body", "authors", "tags", "published_at",
+    "modified_at", "section", "image_url", "image_credit", "source_name", "source_url", "language", "duplicate_of",
+    "near_duplicate_of",
+)
+
+
+def version_id(first_seen: str, key: str) -> int:
+    """A version's row id, from when it was first seen (then its key): ids sort as versions appeared.
+
+    So the id is the same however the catalog was built, and search can walk
+    the newest versions first without ranking every match.
+    """
+    try:
+        seconds = int(datetime.fromisoformat(first_seen).timestamp())
+    except ValueError:
+        seconds = 0
+    return (max(seconds, 0) << 20) | int(key[:5], 16)
+
+
+def _version_values(site: str, url: str, key: str, item: dict[str, Any]) -> tuple[Any, ...]:
+    return (site, url, key, item.get("url"), item.get("title"), item.get("lead"), item.get("body"),
+            _json_list(item.get("authors")), _json_list(item.get("tags")), item.get("published_at"),
+            item.get("modified_at"), item.get("section"), item.get("image_url"), item.get("image_credit"),
+            item.get("source_name"), item.get("source_url"), item.get("language"), item.get("duplicate_of"),
+            item.get("near_duplicate_of"))
+
+
+def _insert_version(db: Any, row_id: int, values: tuple[Any, ...]) -> None:
+    marks = ",".join("?" * (len(_VERSION_COLUMNS) + 1))
+    db.execute(f"INSERT INTO versions (id, {', '.join(_VERSION_COLUMNS)}) VALUES ({marks})", (row_id, *values))
+    db.execute("INSERT INTO versions_fts (rowid, title, lead, body) VALUES (?, ?, ?, ?)",
+               (row_id, values[4] or "", values[5] or "", values[6] or ""))
+
+
+def _delete_version(db: Any, row_id: int) -> tuple[Any, ...]:
+    row = db.execute(f"SELECT {', '.join(_VERSION_COLUMNS)} FROM versions WHERE id=?", (row_id,)).fetchone()
+    db.execute("INSERT INTO versions_fts (versions_fts, rowid, title, lead, body) VALUES ('delete', ?, ?, ?, ?)",
+               (row_id, row[4] or "", row[5] or "", row[6] or ""))
+    db.execute("DELETE FROM versions WHERE id=?", (row_id,))
+    return tuple(row)
+
+
 def _article(db: Any, snapshot_id: str, item: dict[str, Any]) -> None:
     site, url, key = item.get("site") or "", item["canonical_url"], version_key(item)
     fetched_at = str(item.get("fetched_at") or "")
+    values = _version_values(site, url, key, item)
     row = db.execute("SELECT id FROM versions WHERE site=? AND canonical_url=? AND content_hash=?",
                      (site, url, key)).fetchone()
     if row is None:
-        cursor = db.execute(
-            "INSERT INTO versions (site, canonical_url, content_hash, url, title, lead, body, authors, tags,"
-            " published_at, modified_at, section, image_url, image_credit, source_name, source_url, language,"
-            " duplicate_of, near_duplicate_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (site, url, key, item.get("url"), item.get("title"), item.get("lead"), item.get("body"),
-             _json_list(item.get("authors")), _json_list(item.get("tags")), item.get("published_at"),
-             item.get("modified_at"), item.get("section"), item.get("image_url"), item.get("image_credit"),
-             item.get("source_name"), item.get("source_url"), item.get("language"), item.get("duplicate_of"),
-             item.get("near_duplicate_of")),
-        )
-        version_id = cursor.lastrowid
-        db.execute("INSERT INTO versions_fts (rowid, title, lead, body) VALUES (?, ?, ?, ?)",
-                   (version_id, item.get("title") or "", item.get("lead") or "", item.get("body") or ""))
+        row_id = version_id(fetched_at, key)
+        while db.execute("SELECT 1 FROM versions WHERE id=?", (row_id,)).fetchone():
+            row_id += 1  # two versions first seen in the same second with the same key prefix
+        _insert_version(db, row_id, values)
     else:
-        version_id = row[0]
+        row_id = row[0]
         first = db.execute("SELECT MIN(fetched_at || ' ' || snapshot_id) FROM sightings WHERE version_id=?",
-                           (version_id,)).fetchone()[0]
+                           (row_id,)).fetchone()[0]
         if first is None or f"{fetched_at} {snapshot_id}" < first:
-            # An earlier sighting arrived later (a rebuild, a late push): its unversioned fields win.
-            db.execute("UPDATE versions SET url=?, language=?, duplicate_of=?, near_duplicate_of=? WHERE id=?",
-                       (item.get("url"), item.get("language"), item.get("duplicate_of"),
-                        item.get("near_duplicate_of"), version_id))
+            # An earlier sighting arrived later (a late push): it decides the id and the unversioned fields.
+            _delete_version(db, row_id)
+            new_id = version_id(fetched_at, key)
+            while db.execute("SELECT 1 FROM versions WHERE id=?", (new_id,)).fetchone():
+                new_id += 1
+            _insert_version(db, new_id, values)
+            db.execute("UPDATE sightings SET version_id=? WHERE version_id=?", (new_id, row_id))
+            row_id = new_id
     db.execute(
         "INSERT OR IGNORE INTO sightings (version_id, snapshot_id, fetched_at, views, comment_count)"
         " VALUES (?, ?, ?, ?, ?)",
-        (version_id, snapshot_id, fetched_at, item.get("views"), item.get("comment_count")),
+        (row_id, snapshot_id, fetched_at, item.get("views"), item.get("comment_count")),
     )
 
 

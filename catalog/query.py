@@ -201,8 +201,8 @@ def changes(catalog: Catalog, site: str, since: str, until: str | None = None) -
     }
 
 
-# Candidate versions read per hit wanted: an article has a few versions, and the
-# best-ranked ones decide its place; the cap keeps a query for a common word fast.
+# Matching versions read per hit wanted: an article has a few versions and
+# the newest decide the order; the cap keeps a query for a common word fast.
 _CANDIDATES_PER_HIT = 20
 
 
@@ -210,8 +210,10 @@ def search(catalog: Catalog, query: str, *, site: str | None = None, since: str 
            until: str | None = None, limit: int = 50) -> dict[str, Any]:
     """Full text over every version's title, lead and body; each hit names the versions that hold it.
 
-    ``since``/``until`` keep versions seen in that window. Hits are ordered by
-    their best-ranked version (bm25), then URL.
+    Hits are the articles with the most recently first-seen matching
+    versions, newest first (version ids sort by first sighting, so the index
+    is read newest first and no match needs scoring). ``since``/``until``
+    keep versions seen in that window.
     """
     if not query.strip():
         raise CatalogError("an empty search query")
@@ -227,23 +229,21 @@ def search(catalog: Catalog, query: str, *, site: str | None = None, since: str 
         args.append(parse_time(until, "--until"))
     try:
         rows = catalog.db.execute(
-            "SELECT v.id, v.canonical_url, f.rank FROM versions_fts f JOIN versions v ON v.id = f.rowid"
-            f" WHERE {' AND '.join(conditions)} ORDER BY f.rank, v.canonical_url LIMIT ?",
+            "SELECT v.canonical_url FROM versions_fts f JOIN versions v ON v.id = f.rowid"
+            f" WHERE {' AND '.join(conditions)} ORDER BY f.rowid DESC LIMIT ?",
             (*args, max(limit, 1) * _CANDIDATES_PER_HIT)).fetchall()
     except sqlite3.OperationalError as exc:
         raise CatalogError(f"bad search query {query!r}: {exc}") from exc
-    best: dict[str, float] = {}
-    for _version_id, url, rank in rows:
-        best.setdefault(url, rank)
+    urls = list(dict.fromkeys(row[0] for row in rows))[:limit]
     hits = []
-    for url in sorted(best, key=lambda u: (round(best[u], 9), u))[:limit]:
+    for url in urls:
         numbered = _version_rows(catalog, url)
         ids = [row["id"] for row in numbered]
-        # Exactly which of its versions match (the candidate cap may have seen only some).
+        # Exactly which of its versions match (the cap above may have met only some).
         holding = {r[0] for r in catalog.db.execute(
             f"SELECT rowid FROM versions_fts WHERE versions_fts MATCH ? AND rowid IN ({','.join('?' * len(ids))})",
             (query, *ids))}
-        numbers = [n for n, version_id in enumerate(ids, start=1) if version_id in holding]
+        numbers = [n for n, row_id in enumerate(ids, start=1) if row_id in holding]
         latest = numbered[-1]
         hits.append({"canonical_url": url, "site": latest["site"], "title": latest["title"], "versions": numbers,
                      "latest_version": len(numbered), "only_in_earlier_versions": len(numbered) not in numbers})
