@@ -88,6 +88,7 @@ from common import (
     write_json,
     write_sample_profile,
 )
+from drills_input import drill_config, drill_regex, drill_secrets, report_input
 
 CLI = [PYTHON, "-m", "scheduler"]
 PARTIAL = ".partial"
@@ -1741,7 +1742,7 @@ def code_fingerprint() -> dict[str, Any]:
                               text=True, timeout=10, check=False).stdout.strip()
     except OSError:
         head = ""
-    return {"head": head, "files_sha256": digest.hexdigest()[:16]}
+    return {"head": head or "(not a git checkout)", "files_sha256": digest.hexdigest()[:16]}
 
 
 ALL_DRILLS = (
@@ -1755,8 +1756,11 @@ ALL_DRILLS = (
     "hostile",
     "down-runs",
     "two-writers",
+    "regex",
+    "secrets",
+    "config",
 )
-S3_DRILLS = {"kills", "s3", "overwrite", "prune-race", "two-writers"}
+S3_DRILLS = {"kills", "s3", "overwrite", "prune-race", "two-writers", "secrets"}
 # Site sizes: the small site serves the daemons, the site-down runs and the two writers.
 SMALL_SITE = 60
 
@@ -1845,6 +1849,8 @@ def main(argv: list[str] | None = None) -> int:
                           SMALL_SITE if quick else 100, args.seed)
                 if "two-writers" in only:
                     timed("two_writers", drill_two_writers, work, server, small.base_url)
+                if "secrets" in only:
+                    timed("secrets", drill_secrets, work, server, small.base_url, work / "sites-small")
             finally:
                 server.stop()
             if "faults" in only:
@@ -1860,6 +1866,10 @@ def main(argv: list[str] | None = None) -> int:
             if "hostile" in only:
                 huge = (args.huge_mib or (256 if quick else 1024)) * 1024 * 1024
                 timed("hostile", drill_hostile, work, huge, args.hostile_cases)
+            if "regex" in only:
+                timed("regex", drill_regex, work)
+            if "config" in only:
+                timed("config", drill_config, work)
 
     results["code_at_end"] = code_fingerprint()
     results["code_changed_during_run"] = results["code_at_end"] != results["code_at_start"]
@@ -1969,6 +1979,7 @@ def report(results: dict[str, Any]) -> None:
         print(table.render())
         print(f"pages not used, by reason: {f['page_stats']}")
     report_truth(results)
+    report_input(results)
 
 
 # --- reports of the archive-truth drills ------------------------------------------------

@@ -30,7 +30,9 @@ import contextlib
 import json
 import logging
 import marshal
+import queue
 import resource
+import threading
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -248,16 +250,30 @@ def serve(conn: Connection, stage_paths: list[str], settings: dict[str, Any], fi
           lock: InheritedFd | None = None) -> None:
     """The child's loop: answer messages until ``close`` or EOF (the crawl died: close the files and go).
 
+    Replies go out through their own thread, so this loop never blocks on the
+    crawl: the crawl may be blocked sending a large page while replies pile
+    up, and it only reads them once its send is through. With both sides
+    sending on one pipe, a reply sent from here would deadlock the two. The
+    pipe stays the backpressure for pages: it fills while this loop is behind.
+
     ``lock`` (the staging lock, inherited) stays open until this process exits,
     so the flock is released only once the files are closed.
     """
     become_worker("sidecar")
+    replies = _Replies(conn)
     try:
-        core = SidecarCore(stage_paths, settings, files)
-    except Exception as exc:  # noqa: BLE001 - reported to the crawl, which stops
-        conn.send_bytes(marshal.dumps(("fatal", f"cannot start the sidecar: {type(exc).__name__}: {exc}")))
-        return
-    _reply(conn, ("ready",))
+        try:
+            core = SidecarCore(stage_paths, settings, files)
+        except Exception as exc:  # noqa: BLE001 - reported to the crawl, which stops
+            replies.send(("fatal", f"cannot start the sidecar: {type(exc).__name__}: {exc}"))
+            return
+        replies.send(("ready",))
+        _serve_loop(conn, core, replies)
+    finally:
+        replies.close()
+
+
+def _serve_loop(conn: Connection, core: SidecarCore, replies: _Replies) -> None:
     try:
         while True:
             try:
@@ -267,30 +283,51 @@ def serve(conn: Connection, stage_paths: list[str], settings: dict[str, Any], fi
                 return
             kind = message[0]
             if kind == "item":
-                _reply(conn, (message[1], *core.item(message[2])))
+                replies.send((message[1], *core.item(message[2])))
             elif kind == "page":
                 core.page(dict(zip(EXCHANGE_FIELDS, message[1:], strict=True)))
             elif kind == "line":
                 core.line(message[1])
             elif kind == "idle":
-                _reply(conn, ("idle_done", core.idle()))
+                replies.send(("idle_done", core.idle()))
             elif kind == "close":
                 error, ops, counts = core.close()
                 ops.append(("set", MAX_RSS_STAT, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-                _reply(conn, ("closed", error, ops, _counts_message(counts)))
+                replies.send(("closed", error, ops, _counts_message(counts)))
                 return
     except Exception as exc:  # noqa: BLE001 - the files cannot be trusted any more: say so and die
         log.error("sidecar failed: %s", exc)
-        with contextlib.suppress(OSError):
-            conn.send_bytes(marshal.dumps(("fatal", f"the sidecar failed: {type(exc).__name__}: {exc}")))
+        replies.send(("fatal", f"the sidecar failed: {type(exc).__name__}: {exc}"))
         with contextlib.suppress(Exception):
             core.abandon()
 
 
-def _reply(conn: Connection, message: tuple[Any, ...]) -> None:
-    """Answer the crawl; if it is gone, go on: its queued messages are still read, then EOF ends the loop."""
-    with contextlib.suppress(OSError):
-        conn.send_bytes(_encode(message))
+class _Replies:
+    """Sends the sidecar's replies in order from a thread of their own (see :func:`serve`).
+
+    Replies are small and few at a time (one per item in flight, and the crawl
+    awaits each item's), so the queue stays short.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="sidecar-replies", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (message := self.queue.get()) is not None:
+            # If the crawl is gone, go on: its queued messages are still read, then EOF ends the loop.
+            with contextlib.suppress(OSError):
+                self.conn.send_bytes(_encode(message))
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        self.queue.put(message)
+
+    def close(self) -> None:
+        """Send what is queued, then stop."""
+        self.queue.put(None)
+        self.thread.join()
 
 
 def _encode(message: tuple[Any, ...]) -> bytes:

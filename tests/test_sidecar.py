@@ -193,3 +193,12 @@ def test_ctrl_c_stops_the_crawl_gracefully_and_the_sidecar_finishes_its_part(tmp
     assert manifest["status"] == "partial" and 0 < manifest["counts"]["items"] < 3000
     with gzip.open(manifest_path.parent / "items.jsonl.gz", "rt", encoding="utf-8") as fh:
         assert sum(1 for _ in fh) == manifest["counts"]["items"]
+
+
+def test_a_large_page_beside_others_never_deadlocks_the_pipe(site: Any, tmp_path: Path) -> None:
+    """A 10 MiB page fills the pipe while replies wait: the sidecar must keep reading (it used to hang)."""
+    runner = NewsvaultRunner(tmp_path)
+    summary = runner.crawl_summary("sample", "--start-url", f"{site.base_url}/sitemap.xml",
+                                   "--start-url", f"{site.base_url}/faults/big-10mb.html")
+    assert summary["status"] == "ok" and summary["finish_reason"] == "finished"
+    assert summary["items"] >= ARTICLES and summary["snapshot_state"] == "committed"
