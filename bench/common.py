@@ -318,11 +318,12 @@ def crawl_child(
     return result, summary
 
 
-WORKER_RSS_STATS = ("newsvault/item_worker/max_rss_kb", "newsvault/snapshot_writer/max_rss_kb")
+# The sidecar process (item stages and snapshot files) reports its own peak.
+WORKER_RSS_STATS = ("newsvault/sidecar/max_rss_kb",)
 
 
 def total_peak_rss_mb(result: ChildResult, summary: Mapping[str, Any]) -> float:
-    """Peak RSS of the crawl and its worker processes, summed (an upper bound: peaks may not coincide).
+    """Peak RSS of the crawl and its sidecar process, summed (an upper bound: peaks may not coincide).
 
     When the crawl did not report its own peak (a crawl run through the CLI),
     the kernel's figure for the child stands in for it: the largest of the

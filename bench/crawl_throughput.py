@@ -8,7 +8,7 @@ the same sample site (its own child process) from its sitemap, with no delay
 and the same concurrency; each side runs ``--repeat`` times, interleaved, and
 the best run counts (other load on the machine only ever slows a run down).
 A separate profiled full run (pyinstrument) gives the top costs of the crawl's
-own process; CPU of the two worker processes (item stages, snapshot writer)
+own process; CPU of the sidecar process (item stages and snapshot files)
 is reported beside it.
 
     python bench/crawl_throughput.py [--quick] [--articles N] [--json FILE] [--profile FILE]
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             "crawl-only pages/s",
             "CPU s / 1,000 pages",
             "of which crawl process",
-            "of which workers",
+            "of which sidecar",
             "peak RSS MB (all processes)",
         ]
     )

@@ -2,8 +2,8 @@
 
 Each size gets its own sample site process and a crawl child with fresh state,
 started at the sitemap so every article is fetched; peak RSS is the sum of
-the peaks of the crawl process and its two worker processes (item stages,
-snapshot writer), each its own ru_maxrss. The target compares the largest size with the
+the peaks of the crawl process and its sidecar process (item stages and
+snapshot files), each its own ru_maxrss. The target compares the largest size with the
 one ten times smaller. ``--tracemalloc`` re-runs the largest size with a
 tracemalloc sampler in the child and prints what holds the memory at its peak.
 
@@ -59,8 +59,7 @@ def measure(root: Path, articles: int, *, tracemalloc_to: Path | None = None) ->
             "pages_per_second": pages / result.wall_seconds,
             "max_rss_mb": total_peak_rss_mb(result, summary),
             "crawl_process_mb": int(summary.get("crawl_process_max_rss_kb") or 0) / 1024,
-            "item_worker_mb": int(stats.get(WORKER_RSS_STATS[0]) or 0) / 1024,
-            "snapshot_writer_mb": int(stats.get(WORKER_RSS_STATS[1]) or 0) / 1024,
+            "sidecar_mb": int(stats.get(WORKER_RSS_STATS[0]) or 0) / 1024,
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     table = Table(
         [
             "articles", "pages", "items", "snapshot", "wall s", "pages/s",
-            "crawl MB", "item worker MB", "writer MB", "peak RSS MB (sum)", "x previous",
+            "crawl MB", "sidecar MB", "peak RSS MB (sum)", "x previous",
         ]
     )
     for i, row in enumerate(rows):
@@ -120,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             row["wall_seconds"],
             row["pages_per_second"],
             row["crawl_process_mb"],
-            row["item_worker_mb"],
-            row["snapshot_writer_mb"],
+            row["sidecar_mb"],
             row["max_rss_mb"],
             growth,
         )
