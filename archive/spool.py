@@ -7,7 +7,6 @@ uploads are idempotent until the manifest exists).
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import gzip
 import json
@@ -21,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from warcio.archiveiterator import ArchiveIterator
 
@@ -35,7 +34,14 @@ from archive.manifest import (
 )
 from archive.paths import KINDS, SITE_RE
 from archive.progress import transfer_bar
-from archive.staging import DIGESTS_NAME, LOCK_NAME, META_NAME, PARTIAL_SUFFIX, build_manifest
+from archive.staging import (
+    DIGESTS_NAME,
+    LOCK_NAME,
+    META_NAME,
+    PARTIAL_SUFFIX,
+    build_manifest,
+    is_live,
+)
 from archive.stores import SnapshotRef, SnapshotStore
 from archive.writers import WriterCheck, WriterIdentity
 from newsvault.errors import (
@@ -102,22 +108,34 @@ def _salvage_items(path: Path) -> Counter[str]:
     fd, tmp_name = tempfile.mkstemp(prefix=".items-salvage-", suffix=".jsonl.gz", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    with gzip.open(tmp, "wt", encoding="utf-8") as out:
-        try:
-            with gzip.open(path, "rt", encoding="utf-8") as inp:
-                for line in inp:
-                    if not line.endswith("\n"):
-                        break
-                    try:
-                        item = json.loads(line)
-                    except ValueError:
-                        break
-                    out.write(line)
-                    counts[f"{item.get('type', 'unknown')}/{item.get('change', 'none')}"] += 1
-        except (EOFError, OSError, zlib.error, UnicodeDecodeError):
-            pass  # the crawl died mid-write: everything before this point is kept
-    os.replace(tmp, path)
+    try:
+        # Only reading may fail quietly (that is where the crawl died); a failed
+        # write of the copy (a full disk) propagates and the original stays.
+        with gzip.open(tmp, "wt", encoding="utf-8") as out:
+            for line, item in _complete_lines(path):
+                out.write(line)
+                counts[f"{item.get('type', 'unknown')}/{item.get('change', 'none')}"] += 1
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return counts
+
+
+def _complete_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(line, parsed) for each complete JSON line of a gzip, stopping where it is truncated or damaged."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as inp:
+            for line in inp:
+                if not line.endswith("\n"):
+                    return
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    return
+                yield line, item if isinstance(item, dict) else {}
+    except (EOFError, OSError, zlib.error, UnicodeDecodeError):
+        return  # the crawl died mid-write: everything before this point is kept
 
 
 def _salvage_warc(path: Path) -> tuple[int, int]:
@@ -483,11 +501,15 @@ def spool_backlog(spool_dir: str | Path, *, now: float | None = None) -> Backlog
     oldest: float | None = None
     for _site, _kind, entry in iter_entries(Path(spool_dir)):
         is_partial = entry.name.endswith(PARTIAL_SUFFIX)
+        try:
+            if is_partial and is_live(entry):
+                continue  # a crawl still writing it (or a push salvaging it): not backlog
+            entry_size = sum(path.stat().st_size for path in entry.iterdir())
+        except OSError:
+            continue  # pushed and removed while we looked
         partial += is_partial
         entries += not is_partial
-        for path in entry.iterdir():
-            with contextlib.suppress(OSError):
-                size += path.stat().st_size
+        size += entry_size
         started = snapshot_time(entry.name.removesuffix(PARTIAL_SUFFIX)).timestamp()
         oldest = started if oldest is None else min(oldest, started)
     age = None if oldest is None else max(0.0, (now if now is not None else time.time()) - oldest)

@@ -19,7 +19,6 @@ from archive.index import archive_key
 from newsvault.errors import NewsvaultError
 from newsvault.sqlite import connect_wal
 
-CATALOG_FILENAME = "catalog.sqlite"
 SCHEMA_VERSION = "1"
 
 _SCHEMA = """
@@ -99,10 +98,6 @@ class CatalogError(NewsvaultError, ValueError):
     """The catalog cannot answer: it indexes another archive, or a query is malformed."""
 
 
-def catalog_path(state_dir: str | Path) -> Path:
-    return Path(state_dir) / CATALOG_FILENAME
-
-
 class Catalog:
     """An open catalog of one archive."""
 
@@ -132,9 +127,6 @@ class Catalog:
 
     def transaction(self) -> _Transaction:
         return _Transaction(self.db)
-
-    def has_snapshot(self, snapshot_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM snapshots WHERE snapshot_id=?", (snapshot_id,)).fetchone() is not None
 
     def snapshot_ids(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT snapshot_id FROM snapshots")}

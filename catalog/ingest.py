@@ -14,6 +14,8 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +29,8 @@ from catalog.db import Catalog
 from newsvault.errors import IntegrityError, StoreError
 
 log = logging.getLogger(__name__)
+# How long the copy over a live catalog waits for a push that is adding a snapshot.
+BUSY_TIMEOUT_SECONDS = 60.0
 
 # What makes an article version: every field but the counters, the fetch time
 # and the bookkeeping. A byline or a date corrected is a new version; a view
@@ -36,6 +40,9 @@ VERSION_FIELDS = (
     "image_url", "image_credit", "source_name", "source_url",
 )
 REMOVED_STAT = "newsvault/removed_urls"
+# Far above any item a crawl writes (pages are capped at DOWNLOAD_MAXSIZE, 10 MiB
+# by default): a longer line in an archive is damage, and is never held whole.
+MAX_ITEM_LINE_CHARS = 64 * 1024 * 1024
 
 
 def version_key(item: dict[str, Any]) -> str:
@@ -48,10 +55,17 @@ def _json_list(value: Any) -> str:
     return json.dumps(list(value or []), ensure_ascii=False)
 
 
-def iter_items(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
-    """The items of an items.jsonl.gz stream (a line that is not an object is skipped and logged)."""
+def iter_items(stream: IO[bytes], *, max_line: int = MAX_ITEM_LINE_CHARS) -> Iterator[dict[str, Any]]:
+    """The items of an items.jsonl.gz stream (a line that is not an object, or longer than ``max_line``, is skipped and logged)."""
     with gzip.open(stream, "rt", encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+        number = 0
+        while line := lines.readline(max_line + 1):
+            number += 1
+            if len(line) > max_line and not line.endswith("\n"):
+                log.warning("items line %d is longer than %d characters; skipped", number, max_line)
+                while (rest := lines.readline(max_line + 1)) and not rest.endswith("\n"):
+                    pass  # read past the rest of that line, a bounded piece at a time
+                continue
             try:
                 item = json.loads(line)
             except ValueError:
@@ -181,10 +195,21 @@ def ingest_from_dir(catalog: Catalog, directory: Path, manifest: Manifest) -> bo
 def ingest_from_store(catalog: Catalog, store: SnapshotStore, ref: SnapshotRef) -> bool:
     """Verify a committed snapshot, then add it; IntegrityError (nothing added) if it fails verification."""
     manifest = verify_snapshot(store, ref)
-    if manifest.file(ITEMS_NAME) is None:
+    entry = manifest.file(ITEMS_NAME)
+    if entry is None:
         return ingest(catalog, manifest, ())
-    with store.open(ref.key(ITEMS_NAME)) as raw:
-        return ingest(catalog, manifest, iter_items(raw))
+    # The items are read from a copy checked as it downloads, not from a second
+    # stream of an object that could have changed since it was verified.
+    with tempfile.TemporaryDirectory(prefix="newsvault-catalog-") as scratch:
+        copy = Path(scratch) / ITEMS_NAME
+        try:
+            digest = store.get_file_hashed(ref.key(ITEMS_NAME), copy, expected_size=entry.size)
+        except OSError as exc:
+            raise IntegrityError(ref.snapshot_id, ITEMS_NAME, f"cannot be read: {exc}") from exc
+        if (digest.size, digest.sha256) != (entry.size, entry.sha256):
+            raise IntegrityError(ref.snapshot_id, ITEMS_NAME, "changed after it was verified")
+        with open(copy, "rb") as raw:
+            return ingest(catalog, manifest, iter_items(raw))
 
 
 @dataclass
@@ -218,19 +243,38 @@ def sync(catalog: Catalog, store: SnapshotStore, *, progress: Progress | None = 
 
 
 def rebuild(path: Path, archive_url: str, store: SnapshotStore, *, progress: Progress | None = None) -> RebuildReport:
-    """A new catalog at ``path`` from the archive alone; it replaces the old one only once complete."""
+    """A new catalog at ``path`` from the archive alone; it replaces the old one only once complete.
+
+    It is built in a scratch file, then copied over the catalog with SQLite's
+    backup API, which writes the pages in one transaction: a push adding a
+    snapshot meanwhile, or a reader, sees the old catalog or the new one, never
+    a mix, and no other connection's WAL is pulled away. Snapshots committed
+    while the rebuild ran are added by a sync right after.
+    """
     tmp = path.with_name(f".{path.name}.rebuild-{os.getpid()}")
-    for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+    scratch_files = (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm"))
+    for leftover in scratch_files:
         leftover.unlink(missing_ok=True)
-    catalog = Catalog(tmp, archive_url)
     try:
-        report = sync(catalog, store, progress=progress)
-        catalog.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        catalog = Catalog(tmp, archive_url)
+        try:
+            report = sync(catalog, store, progress=progress)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            live = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS)
+            try:
+                catalog.db.backup(live)
+            finally:
+                live.close()
+        finally:
+            catalog.close()
     finally:
-        catalog.close()
-    for suffix in ("-wal", "-shm"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
-    os.replace(tmp, path)
+        for leftover in scratch_files:
+            leftover.unlink(missing_ok=True)
+    with Catalog(path, archive_url) as rebuilt:
+        late = sync(rebuilt, store)
+    report.ingested += late.ingested
+    report.skipped.update(late.skipped)
+    report.items = late.items
     return report
 
 

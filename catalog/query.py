@@ -217,21 +217,28 @@ def search(catalog: Catalog, query: str, *, site: str | None = None, since: str 
     """
     if not query.strip():
         raise CatalogError("an empty search query")
+    if limit < 1:
+        raise CatalogError(f"--limit must be at least 1, got {limit}")
     conditions, args = ["versions_fts MATCH ?"], [query]
     if site:
         conditions.append("v.site = ?")
         args.append(site)
-    if since:
-        conditions.append("EXISTS (SELECT 1 FROM sightings s WHERE s.version_id = v.id AND s.fetched_at >= ?)")
-        args.append(parse_time(since, "--since"))
-    if until:
-        conditions.append("EXISTS (SELECT 1 FROM sightings s WHERE s.version_id = v.id AND s.fetched_at < ?)")
-        args.append(parse_time(until, "--until"))
+    if since or until:
+        # One sighting inside the window, not one after `since` and another before `until`.
+        window, window_args = [], []
+        if since:
+            window.append("s.fetched_at >= ?")
+            window_args.append(parse_time(since, "--since"))
+        if until:
+            window.append("s.fetched_at < ?")
+            window_args.append(parse_time(until, "--until"))
+        conditions.append(f"EXISTS (SELECT 1 FROM sightings s WHERE s.version_id = v.id AND {' AND '.join(window)})")
+        args.extend(window_args)
     try:
         rows = catalog.db.execute(
             "SELECT v.canonical_url FROM versions_fts f JOIN versions v ON v.id = f.rowid"
             f" WHERE {' AND '.join(conditions)} ORDER BY f.rowid DESC LIMIT ?",
-            (*args, max(limit, 1) * _CANDIDATES_PER_HIT)).fetchall()
+            (*args, limit * _CANDIDATES_PER_HIT)).fetchall()
     except sqlite3.OperationalError as exc:
         raise CatalogError(f"bad search query {query!r}: {exc}") from exc
     urls = list(dict.fromkeys(row[0] for row in rows))[:limit]

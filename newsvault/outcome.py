@@ -13,10 +13,16 @@ from typing import Any
 
 # Scrapy finish reasons that mean the crawl ran to its natural end.
 COMPLETE_REASONS = frozenset({"finished"})
+# Finish reasons that mean a part of newsvault broke (the sidecar, the snapshot's
+# files, the archive): the run failed even if pages were fetched.
+BROKEN_REASONS = frozenset({"sidecar_failed", "snapshot_writer_failed", "archive_failed"})
 
 
 def failure_reason(stats: Mapping[str, Any]) -> str | None:
-    """A one-line reason when the crawl could not do its job (nothing usable fetched), else None."""
+    """A one-line reason when the crawl could not do its job (nothing usable fetched, a part broke), else None."""
+    finish_reason = stats.get("finish_reason")
+    if finish_reason in BROKEN_REASONS:
+        return f"the crawl stopped: {finish_reason}"
     started_ok = stats.get("newsvault/start_urls/ok", 0)
     started_failed = stats.get("newsvault/start_urls/failed", 0)
     if started_failed and not started_ok:

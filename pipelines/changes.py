@@ -81,11 +81,6 @@ class ChangeTrackingPipeline:
             finally:
                 store.close()
 
-    def flush(self) -> None:
-        """At idle (Stages.idle): so the spider's recheck of known URLs sees this run's writes."""
-        if self.store is not None:
-            self.store.commit()
-
     def process_item(self, item: Any) -> Any:
         if self.store is None:
             self.open_spider()

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 from itemadapter import ItemAdapter
-from scrapy import signals
 from scrapy.exceptions import CloseSpider, DropItem, NotConfigured
 from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.misc import load_object
@@ -65,7 +64,7 @@ DEFAULT_STAGES = (
 FAILED_REASON = "sidecar_failed"
 # The child's peak RSS goes into the crawl's stats (kilobytes, as the kernel counts).
 MAX_RSS_STAT = "newsvault/sidecar/max_rss_kb"
-# How long idle/close wait for the child (it finishes what is queued first).
+# How long close waits for the child (it finishes what is queued first).
 REPLY_TIMEOUT_SECONDS = 600.0
 
 StatsOp = tuple[str, str, Any]
@@ -156,12 +155,6 @@ class Stages:
             item = pipeline.process_item(item)
         return item
 
-    def idle(self) -> None:
-        """The crawl is idle: stages flush what the spider re-reads (known article URLs)."""
-        for pipeline in self.pipelines:
-            if hasattr(pipeline, "flush"):
-                pipeline.flush()
-
     def close(self) -> None:
         errors = []
         for pipeline in self.pipelines:
@@ -214,10 +207,6 @@ class SidecarCore:
         if self.files is None:
             raise SidecarError("no snapshot is open to write items into")
         self.files.write_item(item)
-
-    def idle(self) -> list[StatsOp]:
-        self.stages.idle()
-        return self.stages.stats.take()
 
     def close(self) -> tuple[str | None, list[StatsOp], RecordedCounts | None]:
         """Close the stages, then the files; (stage error or None, stats ops, the files' counts)."""
@@ -288,8 +277,6 @@ def _serve_loop(conn: Connection, core: SidecarCore, replies: _Replies) -> None:
                 core.page(dict(zip(EXCHANGE_FIELDS, message[1:], strict=True)))
             elif kind == "line":
                 core.line(message[1])
-            elif kind == "idle":
-                replies.send(("idle_done", core.idle()))
             elif kind == "close":
                 error, ops, counts = core.close()
                 ops.append(("set", MAX_RSS_STAT, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
@@ -484,17 +471,25 @@ class SidecarFiles:
         self.sidecar = sidecar
         self._counts: RecordedCounts | None = None
 
+    # The staging dir's callers (the WARC middleware, the snapshot extension)
+    # handle a failed write as OSError, whichever process did the writing.
     def record(self, **exchange: Any) -> None:
-        if isinstance(self.sidecar, SidecarCore):
-            self.sidecar.page(exchange)
-        else:
-            self.sidecar.record(**exchange)
+        try:
+            if isinstance(self.sidecar, SidecarCore):
+                self.sidecar.page(exchange)
+            else:
+                self.sidecar.record(**exchange)
+        except SidecarError as exc:
+            raise OSError(f"the sidecar cannot write the page: {exc}") from exc
 
     def write_item(self, item: dict[str, Any]) -> None:
-        if isinstance(self.sidecar, SidecarCore):
-            self.sidecar.line(item)
-        else:
-            self.sidecar.write_item(item)
+        try:
+            if isinstance(self.sidecar, SidecarCore):
+                self.sidecar.line(item)
+            else:
+                self.sidecar.write_item(item)
+        except SidecarError as exc:
+            raise OSError(f"the sidecar cannot write the item: {exc}") from exc
 
     def closed(self, counts: RecordedCounts | None) -> None:
         """The sidecar was closed (by the pipeline, before the snapshot is finalised) with these counts."""
@@ -539,9 +534,7 @@ class SidecarPipeline:
         paths = crawler.settings.getlist("NEWSVAULT_WORKER_PIPELINES", list(DEFAULT_STAGES))
         if not paths:
             raise NotConfigured("NEWSVAULT_WORKER_PIPELINES is empty")
-        pipeline = cls(crawler, paths=paths, in_child=crawler.settings.getbool("NEWSVAULT_WORKER_PROCESSES"))
-        crawler.signals.connect(pipeline.spider_idle, signal=signals.spider_idle)
-        return pipeline
+        return cls(crawler, paths=paths, in_child=crawler.settings.getbool("NEWSVAULT_WORKER_PROCESSES"))
 
     def stage_settings(self) -> dict[str, Any]:
         """What the stages are built from: the crawl's settings, the site's (from the spider), the snapshot id.
@@ -589,7 +582,12 @@ class SidecarPipeline:
 
     async def process_item(self, item: Any) -> Any:
         if self._core is not None:
-            reply = self._core.item(plain_item(item))
+            try:
+                reply = self._core.item(plain_item(item))
+            except OSError as exc:
+                # In a child this failure ends the sidecar and the crawl; in-process it must too.
+                self._died(f"the sidecar failed: {type(exc).__name__}: {exc}")
+                raise SidecarError(f"the items file cannot be written: {exc}") from exc
         elif self._process is not None:
             reply = await self._process.submit(plain_item(item))
         else:
@@ -602,16 +600,6 @@ class SidecarPipeline:
             raise DropItem(rest[0], log_level=rest[1])
         log.debug("sidecar traceback:\n%s", rest[1])
         raise SidecarError(rest[0])
-
-    def spider_idle(self) -> None:
-        # Before the spider's own idle handler re-reads the state store.
-        try:
-            if self._core is not None:
-                replay_stats(self._core.idle(), self.stats)
-            elif self._process is not None and self._process.dead is None:
-                replay_stats(self._process.request(("idle",), "idle_done")[1], self.stats)
-        except SidecarError as exc:
-            log.error("sidecar: %s", exc)
 
     def close_spider(self) -> None:
         core, process, self._core, self._process = self._core, self._process, None, None
