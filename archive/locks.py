@@ -56,9 +56,15 @@ class FileArchiveLock:
         self.lock_path = directory / f"{name}.lock"
         self.intent_path = directory / f"{name}.intent"
 
-    def _open(self, path: Path) -> int:
+    def _open_pair(self) -> tuple[int, int]:
+        """The intent and lock files' descriptors (the first is closed again if the second cannot be opened)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        intent = os.open(self.intent_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            return intent, os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except BaseException:
+            os.close(intent)
+            raise
 
     def _flock(self, fd: int, mode: int, deadline: float, what: str) -> None:
         waited = False
@@ -77,7 +83,7 @@ class FileArchiveLock:
     @contextmanager
     def shared(self, wait_seconds: float) -> Iterator[None]:
         deadline = time.monotonic() + wait_seconds
-        intent, lock = self._open(self.intent_path), self._open(self.lock_path)
+        intent, lock = self._open_pair()
         try:
             # Passing through the intent lock: a prune waiting for the lock holds it.
             self._flock(intent, fcntl.LOCK_SH, deadline, f"a prune of this archive runs or waits ({self.lock_path})")
@@ -93,7 +99,7 @@ class FileArchiveLock:
     @contextmanager
     def exclusive(self, wait_seconds: float) -> Iterator[None]:
         deadline = time.monotonic() + wait_seconds
-        intent, lock = self._open(self.intent_path), self._open(self.lock_path)
+        intent, lock = self._open_pair()
         try:
             self._flock(intent, fcntl.LOCK_EX, deadline, f"another prune of this archive runs ({self.lock_path})")
             self._flock(lock, fcntl.LOCK_EX, deadline,

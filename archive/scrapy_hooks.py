@@ -1,6 +1,6 @@
 """Scrapy components that write the snapshot: the extension owning the staging dir and the WARC recorder.
 
-The items pipeline (``pipelines.snapshot``) and the recorder reach the staging
+The sidecar's pipeline (``pipelines.sidecar``) and the recorder reach the staging
 through the :class:`SnapshotExtension` instance found on the crawler, never
 through globals.
 """

@@ -184,13 +184,6 @@ def _wait4(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, Any]:
         time.sleep(0.05)
 
 
-def wait_child(proc: subprocess.Popen[bytes], started: float, timeout: float = 1800) -> ChildResult:
-    """Reap a child started elsewhere (Popen) and return its rusage (no captured output)."""
-    status, usage = _wait4(proc, timeout)
-    code, wall, cpu, rss = _rusage_result(status, usage, started)
-    return ChildResult(code, wall, cpu, rss)
-
-
 # --- the sample site ---------------------------------------------------------
 class SampleSiteProcess:
     """``python -m samplesite`` as its own child process; the first stdout line is its base URL."""

@@ -1,8 +1,8 @@
 """The catalog: what the archive holds, indexed to be read (versions, diffs, threads, changes, search, exports).
 
 The archive is the record; the catalog is a cache of it. It is updated as
-snapshots commit (``archive.session.ArchiveSession`` calls :func:`ingest` for
-each one) and can be rebuilt from the archive alone (:func:`rebuild`), giving
+snapshots commit (the archive's ``on_committed`` hook calls
+``catalog.ingest.ingest_from_dir`` for each one, after a crawl or a push) and can be rebuilt from the archive alone (:func:`rebuild`), giving
 the same answers: every answer is derived from the snapshots' items and
 manifests, ordered by values in them, never by when a row was written.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,8 +34,6 @@ class Version:
     last_seen: str
     snapshots: list[str]
     fields: dict[str, Any]
-    # Counters per sighting: (fetched_at, views, comment_count).
-    counters: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,7 +81,7 @@ def _fields(row: sqlite3.Row) -> dict[str, Any]:
     return fields
 
 
-def versions(catalog: Catalog, url: str, *, counters: bool = False) -> list[Version]:
+def versions(catalog: Catalog, url: str) -> list[Version]:
     """Every version of the article at ``url`` (or its canonical form), oldest first."""
     out = []
     for number, row in enumerate(_version_rows(catalog, url), start=1):
@@ -92,13 +90,6 @@ def versions(catalog: Catalog, url: str, *, counters: bool = False) -> list[Vers
             first_seen=row["first_seen"], last_seen=row["last_seen"],
             snapshots=sorted(set(row["snapshot_list"].split(","))), fields=_fields(row),
         )
-        if counters:
-            version.counters = [
-                {"fetched_at": r[0], "snapshot_id": r[1], "views": r[2], "comment_count": r[3]}
-                for r in catalog.db.execute(
-                    "SELECT fetched_at, snapshot_id, views, comment_count FROM sightings WHERE version_id=?"
-                    " ORDER BY fetched_at, snapshot_id", (row["id"],))
-            ]
         out.append(version)
     return out
 

@@ -79,7 +79,9 @@ class ArchiveConfig(_Section):
     s3_checksums: Literal["when_supported", "when_required"] = Field(
         DEFAULT_S3_CHECKSUMS, description="boto3 request_checksum_calculation"
     )
-    s3_multipart_threshold_bytes: int = Field(DEFAULT_MULTIPART_THRESHOLD_BYTES, gt=5 * 1024 * 1024 - 1)
+    # At most 64 MiB: a file under the threshold goes up in one PUT, read into memory whole.
+    s3_multipart_threshold_bytes: int = Field(DEFAULT_MULTIPART_THRESHOLD_BYTES, gt=5 * 1024 * 1024 - 1,
+                                              le=64 * 1024 * 1024)
     lock_wait_seconds: float = Field(
         600, ge=0, le=MAX_SECONDS, description="how long a crawl or push waits for the archive lock while a prune runs"
     )
@@ -133,8 +135,8 @@ class CrawlConfig(_Section):
     # flat however many URLs a sitemap lists.
     disk_queue: bool = True
     # Run the item stages (clean, validate, dedupe, change tracking) and the
-    # snapshot writer (WARC and items files) in child processes, on other cores (false: all in the crawl's
-    # process, same results at about half the speed).
+    # snapshot's files (WARC and items) in one sidecar process, on the other
+    # core (false: all in the crawl's process, same results, slower).
     worker_processes: bool = True
 
 

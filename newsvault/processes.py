@@ -16,14 +16,14 @@ from typing import Any
 
 from newsvault.redact import redact_handlers
 
-# Added to the workers' nice value: when every core is busy, the crawl's own
-# process, which feeds them, gets the CPU first (a worker that falls behind
+# Added to the sidecar's nice value: when every core is busy, the crawl's own
+# process, which feeds it, gets the CPU first (a sidecar that falls behind
 # only fills its pipe, which then slows the crawl down by itself).
 WORKER_NICENESS = 10
-# How much a worker's pipe can hold before the crawl's send waits: a few
-# hundred pages, so a worker that is briefly descheduled does not stall it.
+# How much the sidecar's pipe can hold before the crawl's send waits: a few
+# hundred pages, so a sidecar that is briefly descheduled does not stall it.
 PIPE_BUFFER_BYTES = 4 * 1024 * 1024
-# How long a closed worker gets to exit before it is killed.
+# How long a closed sidecar gets to exit before it is killed.
 EXIT_TIMEOUT_SECONDS = 30.0
 
 

@@ -45,10 +45,6 @@ class SafePattern:
             reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
             raise ValueError(f"bad regex {source!r}: {reason} (patterns run on RE2: no backreferences or lookaround)") from None
 
-    @property
-    def groups(self) -> int:
-        return int(self._compiled.groups)
-
     def search(self, text: str) -> Any:
         return self._compiled.search(text)
 

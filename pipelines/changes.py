@@ -157,7 +157,7 @@ class ChangeStateCommitter:
 
     Runs in the crawl's process, after every item stage has closed (the
     stages flush their writes when the spider closes, before the snapshot is
-    finalised), whether the stages run in a worker process or not.
+    finalised), whether the stages run in the sidecar process or not.
     """
 
     def __init__(self, state_dir: str | Path) -> None:

@@ -163,6 +163,8 @@ class Stages:
                     pipeline.close_spider()
                 except Exception as exc:  # noqa: BLE001 - every stage gets closed; the first failure is raised
                     errors.append(exc)
+        for later in errors[1:]:
+            log.error("closing an item stage failed as well: %s", later)
         if errors:
             raise errors[0]
 
@@ -303,10 +305,15 @@ class _Replies:
         self.thread.start()
 
     def _run(self) -> None:
+        crawl_gone = False
         while (message := self.queue.get()) is not None:
             # If the crawl is gone, go on: its queued messages are still read, then EOF ends the loop.
-            with contextlib.suppress(OSError):
+            try:
                 self.conn.send_bytes(_encode(message))
+            except OSError as exc:
+                if not crawl_gone:
+                    log.warning("the crawl no longer reads the sidecar's replies: %s", exc)
+                    crawl_gone = True
 
     def send(self, message: tuple[Any, ...]) -> None:
         self.queue.put(message)

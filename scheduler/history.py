@@ -1,8 +1,8 @@
 """Run history: one row per planned, started, skipped or missed run of a job.
 
 SQLite at ``<state>/history.sqlite`` in WAL mode, so the daemon writes while
-``newsvault runs`` reads. The interface (:class:`RunHistory`) is small and plain
-SQL so a PostgreSQL implementation can slot in later.
+``newsvault runs`` reads. Its queries are small and plain SQL, so a
+PostgreSQL implementation can slot in later.
 """
 
 from __future__ import annotations

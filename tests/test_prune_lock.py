@@ -157,3 +157,15 @@ def test_prune_deletes_only_what_the_manifest_names(tmp_path: Path) -> None:
     prune(store, keep_last=1)
     assert stray.exists() and not (stray.parent / "manifest.json").exists()
     assert json.loads(stray.parent.parent.joinpath("20261125T070000Z-bbbbbb", "manifest.json").read_text())["status"] == "complete"
+
+
+def test_a_lock_that_cannot_be_opened_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    lock = archive_lock(str(tmp_path / "archive"), tmp_path / "state")
+    lock.lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock.lock_path.mkdir()  # the lock file's place is taken: opening it fails after the intent file opened
+    fds = Path("/proc/self/fd")
+    before = len(list(fds.iterdir()))
+    for _ in range(20):
+        with pytest.raises(OSError), lock.shared(wait_seconds=1):
+            pass
+    assert len(list(fds.iterdir())) == before

@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     restore = add("restore", "download a snapshot into a directory, verifying every checksum", "newsvault restore --latest sample --to ./restored --self-contained")
     which = restore.add_mutually_exclusive_group(required=True)
     which.add_argument("snapshot_id", nargs="?", metavar="ID")
-    which.add_argument("--latest", metavar="SITE", help="the newest snapshot of SITE")
+    which.add_argument("--latest", metavar="SITE", help="the newest complete snapshot of SITE (any status with --any-status)")
     which.add_argument("--at", metavar="TIME", help="the newest snapshot started at or before TIME (ISO 8601; needs --site)")
     restore.add_argument("--site", metavar="SITE", help="the site for --at")
     restore.add_argument("--kind", choices=KINDS, help="crawl kind for --latest/--at (default: any)")
