@@ -37,7 +37,7 @@ from common import (
     write_sample_profile,
 )
 
-TARGET_RATIO = 0.85
+TARGET_RATIO = 0.90
 
 
 def one_run(
