@@ -119,6 +119,10 @@ class Article:
     created_tick: int
     ad_after: int | None
     version: int = 0
+    # What the latest edit did (the ground truth a diff of it must report):
+    # ("title",), ("authors",), ("replace", old_index, new_index),
+    # ("insert", new_index), ("delete", old_index). Empty for version 0.
+    edit_ops: tuple[tuple[str | int, ...], ...] = ()
 
     @property
     def body(self) -> str:
@@ -370,17 +374,46 @@ class SampleSite:
         mode = rng.choice(("title", "body", "both"))
         title = article.title
         paragraphs = list(article.paragraphs)
+        ops: list[tuple[str | int, ...]] = []
+        replaced = appended = None
         if mode in ("title", "both"):
             title = f"{text.title(rng, article.language)}"
             if title == article.title:
                 title += " (updated)" if article.language == "en" else " (обновлено)"
+            ops.append(("title",))
         if mode in ("body", "both"):
-            index = rng.randrange(len(paragraphs))
-            paragraphs[index] = text.paragraph(rng, article.language)
+            replaced = rng.randrange(len(paragraphs))
+            paragraphs[replaced] = text.paragraph(rng, article.language)
             if rng.random() < 0.5:
                 paragraphs.append(text.paragraph(rng, article.language))
+                appended = True
+        # Bylines and cut paragraphs draw from their own Random, so the edits
+        # above stay what they were for every seed.
+        extra = text.rng_for(self.seed, "edit-extra", article.id, version)
+        authors = article.authors
+        if extra.random() < 0.5:
+            pool = banks.RU_AUTHORS if article.language == "ru" else banks.EN_AUTHORS
+            authors = tuple(extra.sample([name for name in pool if name not in article.authors], 1))
+            ops.append(("authors",))
+        cut = None
+        if extra.random() < 0.5 and len(article.paragraphs) >= 5:
+            last = len(article.paragraphs) - 1
+            # Not next to the replaced paragraph, nor the last one when a paragraph
+            # was appended: each edit stays one unambiguous paragraph operation.
+            choices = [j for j in range(len(article.paragraphs))
+                       if (replaced is None or abs(j - replaced) > 1) and not (appended and j == last)]
+            if choices:
+                cut = extra.choice(choices)
+                del paragraphs[cut]
+        if replaced is not None:
+            ops.append(("replace", replaced, replaced - (cut is not None and cut < replaced)))
+        if appended:
+            ops.append(("insert", len(paragraphs) - 1))
+        if cut is not None:
+            ops.append(("delete", cut))
         return replace(
-            article, title=title, paragraphs=tuple(paragraphs), modified=when, version=version
+            article, title=title, authors=authors, paragraphs=tuple(paragraphs), modified=when, version=version,
+            edit_ops=tuple(ops),
         )
 
     def views(self, article_id: int, tick: int | None = None) -> int:
@@ -638,6 +671,13 @@ class SampleSite:
                 "reply_to_title": info.reply_to_title,
             })
         return out
+
+    def edited_at(self, tick: int) -> int:
+        """The id of the article edited at ``tick`` (one edit per tick, from tick 1)."""
+        if tick < 1:
+            raise ValueError(f"edits start at tick 1, got {tick}")
+        self._replay(tick)
+        return self._events[tick - 1].edited
 
     def changes(self, from_tick: int, to_tick: int) -> dict[str, list[str]]:
         """What changed between two ticks: article canonical URLs and thread URLs."""

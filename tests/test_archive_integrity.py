@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -285,14 +284,7 @@ def test_two_pushers_salvage_a_dead_partial_once(tmp_path: Path) -> None:
 
 
 # --- a spool file damaged after its manifest was written ------------------------------
-@pytest.fixture(params=["local", "s3"])
-def archive_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "local":
-        return str(tmp_path / "archive")
-    server = request.getfixturevalue("s3_server")
-    for key, value in server.env().items():
-        monkeypatch.setenv(key, value)
-    return str(server.archive_url(f"damaged-spool-{uuid.uuid4().hex[:8]}"))
+# archive_url (local and S3): tests/plugins/seaweedfs.py
 
 
 def test_spool_file_damaged_after_manifest_is_never_committed(tmp_path: Path, archive_url: str) -> None:

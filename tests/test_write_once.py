@@ -28,14 +28,7 @@ from tests.plugins.cli import NewsvaultRunner, child_env, wait_for_responses
 REF = SnapshotRef(snapshot_id="20261125T063012Z-3f9a1c", site="sample", kind="articles")
 
 
-@pytest.fixture(params=["local", "s3"])
-def archive_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "local":
-        return str(tmp_path / "archive")
-    server = request.getfixturevalue("s3_server")
-    for key, value in server.env().items():
-        monkeypatch.setenv(key, value)
-    return str(server.archive_url(f"write-once-{uuid.uuid4().hex[:8]}"))
+# archive_url (local and S3): tests/plugins/seaweedfs.py
 
 
 def _file(path: Path, data: bytes) -> tuple[Path, str]:

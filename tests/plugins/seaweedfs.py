@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -245,3 +246,15 @@ def s3_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def archive_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test runs twice: on a local archive dir and on a fresh prefix of the shared S3 server."""
+    if request.param == "local":
+        return str(tmp_path / "archive")
+    server = request.getfixturevalue("s3_server")
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    test_module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    return str(server.archive_url(f"{test_module}-{uuid.uuid4().hex[:8]}"))
