@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from catalog.diff import body_diff
-
 from tests.plugins.cli import NewsvaultRunner
 from tests.plugins.replay import replay
 
