@@ -56,6 +56,10 @@ def start_sample_site(articles: int) -> tuple[subprocess.Popen[str], str]:
         [sys.executable, "-m", "samplesite", "--port", "0", "--articles", str(articles),
          "--clock", "now", "--tick-every", "60"],
         stdout=subprocess.PIPE, text=True,
+        # Its own session: Ctrl-C in the terminal reaches the daemon, which lets
+        # running crawls finish, and not the site they are still fetching from
+        # (it is stopped after the daemon, below).
+        start_new_session=True,
     )
     assert proc.stdout is not None
     base_url = proc.stdout.readline().strip()
