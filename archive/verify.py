@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
 
 from archive.ids import snapshot_time
 from archive.manifest import MANIFEST_NAME, Manifest, ManifestError
@@ -64,22 +68,29 @@ def parse_manifest(ref: SnapshotRef, raw: bytes) -> Manifest:
     return manifest
 
 
-def verify_snapshot(store: SnapshotStore, ref: SnapshotRef, *, committed_ids: set[str] | None = None) -> Manifest:
+def verify_snapshot(store: SnapshotStore, ref: SnapshotRef, *, committed_ids: set[str] | None = None,
+                    keep: Mapping[str, Path] | None = None) -> Manifest:
     """Stream and re-hash every file; check every revisit target exists; raise IntegrityError naming the first problem.
 
     Reads stop one byte past each file's manifest size, so a file that grew
     (or a link to an endless device) is reported, never read to its end.
     ``committed_ids`` (the site's committed snapshot ids) saves a listing per snapshot.
+    ``keep`` (file name -> local path) also writes those files' bytes there as
+    they are hashed: a caller that needs them reads exactly what was verified,
+    without a second download.
     """
     manifest = load_manifest(store, ref)
+    keep = keep or {}
     for entry in manifest.files:
         digest = hashlib.sha256()
         size = 0
         try:
-            with store.open(ref.key(entry.name)) as stream:
+            with store.open(ref.key(entry.name)) as stream, _copy_to(keep.get(entry.name)) as copy:
                 while size <= entry.size and (chunk := stream.read(min(_CHUNK, entry.size + 1 - size))):
                     digest.update(chunk)
                     size += len(chunk)
+                    if copy is not None:
+                        copy.write(chunk)
         except OSError as exc:
             raise IntegrityError(ref.snapshot_id, entry.name, f"cannot be read: {exc}") from exc
         if size > entry.size:
@@ -99,3 +110,16 @@ def verify_snapshot(store: SnapshotStore, ref: SnapshotRef, *, committed_ids: se
                 "(a self-contained restore cannot resolve them)",
             )
     return manifest
+
+
+def _copy_to(path: Path | None) -> AbstractContextManager[BinaryIO | None]:
+    """A file to write a verified copy into, or nothing."""
+    return open(path, "wb") if path is not None else nullcontext(None)
+
+
+def committed_by_site(refs: Iterable[SnapshotRef]) -> dict[str, set[str]]:
+    """Site -> its committed snapshot ids, from one listing (for ``verify_snapshot(committed_ids=...)``)."""
+    committed: dict[str, set[str]] = {}
+    for ref in refs:
+        committed.setdefault(ref.site, set()).add(ref.snapshot_id)
+    return committed

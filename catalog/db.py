@@ -128,6 +128,16 @@ class Catalog:
     def transaction(self) -> _Transaction:
         return _Transaction(self.db)
 
+    def counts(self) -> dict[str, int]:
+        """How much the catalog holds: snapshots, articles, versions, thread observations."""
+        queries = {
+            "snapshots": "SELECT COUNT(*) FROM snapshots",
+            "articles": "SELECT COUNT(DISTINCT canonical_url) FROM versions",
+            "versions": "SELECT COUNT(*) FROM versions",
+            "observations": "SELECT COUNT(*) FROM observations",
+        }
+        return {name: int(self.db.execute(sql).fetchone()[0]) for name, sql in queries.items()}
+
     def snapshot_ids(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT snapshot_id FROM snapshots")}
 

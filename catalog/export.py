@@ -80,16 +80,15 @@ def export_rows(catalog: Catalog, what: str, fmt: str, target: Path, *, site: st
     rows = (_observation_rows(catalog, site=site) if what == "observations"
             else _version_rows(catalog, latest_only=what == "articles", site=site))
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    if fmt == "jsonl":
-        count = _jsonl(rows, columns, tmp)
-    elif fmt == "csv":
-        count = _csv(rows, columns, tmp)
-    elif fmt == "parquet":
-        count = _parquet(rows, columns, tmp)
-    else:
+    writers = {"jsonl": _jsonl, "csv": _csv, "parquet": _parquet}
+    if fmt not in writers:
         raise CatalogError(f"unknown export format {fmt!r}")
-    tmp.replace(target)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        count = writers[fmt](rows, columns, tmp)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left there when writing failed
     return count
 
 

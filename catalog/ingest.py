@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from archive.manifest import ITEMS_NAME, Manifest
 from archive.stores import SnapshotRef, SnapshotStore
-from archive.verify import verify_snapshot
+from archive.verify import committed_by_site, verify_snapshot
 from catalog.db import Catalog
 from newsvault.errors import IntegrityError, StoreError
 
@@ -192,22 +192,18 @@ def ingest_from_dir(catalog: Catalog, directory: Path, manifest: Manifest) -> bo
         return ingest(catalog, manifest, iter_items(raw))
 
 
-def ingest_from_store(catalog: Catalog, store: SnapshotStore, ref: SnapshotRef) -> bool:
-    """Verify a committed snapshot, then add it; IntegrityError (nothing added) if it fails verification."""
-    manifest = verify_snapshot(store, ref)
-    entry = manifest.file(ITEMS_NAME)
-    if entry is None:
-        return ingest(catalog, manifest, ())
-    # The items are read from a copy checked as it downloads, not from a second
-    # stream of an object that could have changed since it was verified.
+def ingest_from_store(catalog: Catalog, store: SnapshotStore, ref: SnapshotRef, *,
+                      committed_ids: set[str] | None = None) -> bool:
+    """Verify a committed snapshot, then add it; IntegrityError (nothing added) if it fails verification.
+
+    The items are read from the copy verification wrote as it hashed them, so
+    what goes into the catalog is exactly what was verified, downloaded once.
+    """
     with tempfile.TemporaryDirectory(prefix="newsvault-catalog-") as scratch:
         copy = Path(scratch) / ITEMS_NAME
-        try:
-            digest = store.get_file_hashed(ref.key(ITEMS_NAME), copy, expected_size=entry.size)
-        except OSError as exc:
-            raise IntegrityError(ref.snapshot_id, ITEMS_NAME, f"cannot be read: {exc}") from exc
-        if (digest.size, digest.sha256) != (entry.size, entry.sha256):
-            raise IntegrityError(ref.snapshot_id, ITEMS_NAME, "changed after it was verified")
+        manifest = verify_snapshot(store, ref, committed_ids=committed_ids, keep={ITEMS_NAME: copy})
+        if manifest.file(ITEMS_NAME) is None:
+            return ingest(catalog, manifest, ())
         with open(copy, "rb") as raw:
             return ingest(catalog, manifest, iter_items(raw))
 
@@ -228,10 +224,13 @@ def sync(catalog: Catalog, store: SnapshotStore, *, progress: Progress | None = 
     """Add every committed snapshot the catalog does not have yet (oldest first); name the ones that fail."""
     report = RebuildReport()
     known = catalog.snapshot_ids()
-    todo = [ref for ref in store.list_snapshots() if ref.snapshot_id not in known]
+    listed = store.list_snapshots()
+    # One listing serves every snapshot's revisit check (verify would list the site per snapshot).
+    committed = committed_by_site(listed)
+    todo = [ref for ref in listed if ref.snapshot_id not in known]
     for done, ref in enumerate(todo, start=1):
         try:
-            if ingest_from_store(catalog, store, ref):
+            if ingest_from_store(catalog, store, ref, committed_ids=committed[ref.site]):
                 report.ingested += 1
         except (IntegrityError, StoreError) as exc:
             report.skipped[ref.snapshot_id] = str(exc)

@@ -18,7 +18,7 @@ from catalog.db import Catalog, CatalogError
 from catalog.ingest import VERSION_FIELDS
 from pipelines.parse.urls import canonical_form
 
-# Fields a version row carries besides the versioned ones.
+# Versioned fields stored as JSON lists in a version row.
 _LIST_FIELDS = ("authors", "tags")
 
 

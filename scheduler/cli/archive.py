@@ -16,7 +16,13 @@ from archive.restore import restore_snapshot
 from archive.session import ArchiveSession
 from archive.spool import spooled_entries
 from archive.stores import SnapshotStore, open_store
-from archive.verify import find_snapshot, latest_snapshot, load_manifest, verify_snapshot
+from archive.verify import (
+    committed_by_site,
+    find_snapshot,
+    latest_snapshot,
+    load_manifest,
+    verify_snapshot,
+)
 from archive.writers import WriterIdentity, claim
 from catalog.ingest import committed_hook
 from newsvault.config import Config
@@ -159,9 +165,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     store = _store(config_from_args(args))
     refs = store.list_snapshots() if args.all else [find_snapshot(store, args.snapshot_id)]
-    committed: dict[str, set[str]] = {}
-    for ref in refs:
-        committed.setdefault(ref.site, set()).add(ref.snapshot_id)
+    committed = committed_by_site(refs)
     failed = 0
     for ref in refs:
         try:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from newsvault.config import Config
 from scheduler.cli.common import EXIT_FAILED, EXIT_OK, archive_option, config_from_args
@@ -85,6 +85,7 @@ def _print(data: Any) -> None:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
+    from archive.progress import count_bar
     from archive.stores import open_store
     from catalog.ingest import rebuild, sync
 
@@ -92,26 +93,19 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     path = Path(args.catalog) if args.catalog else config.catalog_path
     if args.action == "status":
         with _catalog(config, args) as catalog:
-            db = catalog.db
-            data = {
-                "catalog": str(path), "archive": catalog.archive,
-                "snapshots": db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0],
-                "articles": db.execute("SELECT COUNT(DISTINCT canonical_url) FROM versions").fetchone()[0],
-                "versions": db.execute("SELECT COUNT(*) FROM versions").fetchone()[0],
-                "observations": db.execute("SELECT COUNT(*) FROM observations").fetchone()[0],
-            }
+            data = {"catalog": str(path), "archive": catalog.archive, **catalog.counts()}
         if args.json:
             _print(data)
         else:
             print(" ".join(f"{k} {v}" for k, v in data.items()))
         return EXIT_OK
     store = open_store(config.archive.url, config.scrapy_settings())
-    with _ProgressBar(f"catalog {args.action}") as bar:
+    with count_bar(f"catalog {args.action}") as progress:
         if args.action == "rebuild":
-            report = rebuild(path, config.archive.url, store, progress=bar.update)
+            report = rebuild(path, config.archive.url, store, progress=progress)
         else:
             with _catalog(config, args, create=True) as catalog:
-                report = sync(catalog, store, progress=bar.update)
+                report = sync(catalog, store, progress=progress)
     for snapshot_id, why in sorted(report.skipped.items()):
         print(f"skipped {snapshot_id}: {why}", file=sys.stderr)
     if args.json:
@@ -120,40 +114,6 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         print(f"{args.action}: {report.ingested} snapshot(s) added, {report.items} items in the catalog, "
               f"{len(report.skipped)} skipped")
     return EXIT_FAILED if report.skipped else EXIT_OK
-
-
-class _ProgressBar:
-    """A rich progress bar on stderr when it is a terminal; nothing otherwise."""
-
-    def __init__(self, description: str) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.console = Console(stderr=True)
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=self.console, transient=True) if self.console.is_terminal else None
-        self.description = description
-        self.task: Any = None
-
-    def __enter__(self) -> Self:
-        if self.bar is not None:
-            self.bar.__enter__()
-            self.task = self.bar.add_task(self.description, total=None)
-        return self
-
-    def update(self, done: int, total: int, _snapshot_id: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
