@@ -89,8 +89,9 @@ EXTENSIONS = {
 # --- newsvault: state -----------------------------------------------------
 # Dedupe and change-tracking state, run history, job store and spool live here.
 NEWSVAULT_STATE_DIR = DEFAULTS["NEWSVAULT_STATE_DIR"]
-# Re-request known article URLs not seen in this crawl, to detect removals.
-NEWSVAULT_RECHECK_KNOWN = DEFAULTS["NEWSVAULT_RECHECK_KNOWN"]
+# How known articles this crawl did not reach are revisited (newsvault/revisit.py);
+# a site profile's [revisit] table is laid over it.
+NEWSVAULT_REVISIT = DEFAULTS["NEWSVAULT_REVISIT"]
 
 # --- newsvault: the site of the crawl ----------------------------------------
 # What the item stages need of the site profile; the spider sets them per crawl
@@ -100,9 +101,9 @@ NEWSVAULT_SITE_TIMEZONE = "UTC"
 NEWSVAULT_SITE_LANGUAGE = None
 NEWSVAULT_STRIP_PATTERNS: list[str] = []
 NEWSVAULT_REPLY_PATTERN = None
-# Where the articles spider reads the article URLs earlier runs saw (to recheck
-# the ones this crawl did not reach): a function (state_dir, site) -> [url].
-NEWSVAULT_KNOWN_ARTICLES = "pipelines.state.known_article_urls"
+# Where the articles spider reads what earlier runs saw of each article (to plan
+# revisits): a function (state_dir, site) -> [newsvault.revisit.RevisitRecord].
+NEWSVAULT_REVISIT_RECORDS = "pipelines.state.revisit_records"
 
 # --- newsvault: dedupe ------------------------------------------------------
 # Estimated Jaccard similarity of 5-word shingles above which two bodies at

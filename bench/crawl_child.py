@@ -30,7 +30,7 @@ def bare_settings() -> dict[str, Any]:
         "ITEM_PIPELINES": {path: None for path in project.ITEM_PIPELINES},
         "DOWNLOADER_MIDDLEWARES": {path: None for path in project.DOWNLOADER_MIDDLEWARES},
         "EXTENSIONS": {"archive.scrapy_hooks.SnapshotExtension": None},
-        "NEWSVAULT_RECHECK_KNOWN": False,
+        "NEWSVAULT_REVISIT": {"mode": "off"},
     }
 
 

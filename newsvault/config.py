@@ -28,6 +28,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from newsvault import __version__
 from newsvault.errors import ConfigError
 from newsvault.names import KINDS, Kind
+from newsvault.revisit import (
+    DEFAULT_BUDGET,
+    DEFAULT_GONE_INTERVAL,
+    DEFAULT_GONE_RECHECKS,
+    DEFAULT_HOST_DOWN_FAILURES,
+    DEFAULT_TIERS,
+    RevisitPolicy,
+    parse_duration,
+    parse_tiers,
+)
 from newsvault.tomlfile import read_toml
 
 DEFAULT_CONFIG_FILE = "newsvault.toml"
@@ -129,7 +139,7 @@ class CrawlConfig(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # A live progress line on stderr (only when it is a terminal).
     progress: bool = True
-    # Re-request known article URLs a crawl did not reach, so removals are seen.
+    # Revisit known articles a crawl did not reach (false: never, as revisit.mode = "off").
     recheck_known: bool = True
     # Keep pending requests on disk (under <state>/frontier) so memory stays
     # flat however many URLs a sitemap lists.
@@ -138,6 +148,39 @@ class CrawlConfig(_Section):
     # snapshot's files (WARC and items) in one sidecar process, on the other
     # core (false: all in the crawl's process, same results, slower).
     worker_processes: bool = True
+
+
+class RevisitConfig(_Section):
+    """When known articles the crawl did not reach are fetched again (newsvault/revisit.py)."""
+
+    mode: Literal["policy", "all", "off"] = Field(
+        "policy", description="policy: by tiers within the budget; all: every known article every run; off"
+    )
+    tiers: str = Field(DEFAULT_TIERS, description="quiet time since the last change = interval, rising, ending older=...")
+    budget: int = Field(DEFAULT_BUDGET, ge=0, le=10_000_000, description="revisit requests per run at most")
+    gone_rechecks: int = Field(DEFAULT_GONE_RECHECKS, ge=0, le=1000, description="404/410 rechecks before an article leaves the queue")
+    gone_interval: str = Field(DEFAULT_GONE_INTERVAL, description="time between those rechecks")
+    host_down_failures: int = Field(
+        DEFAULT_HOST_DOWN_FAILURES, gt=0, le=10_000, description="consecutive connection failures that stop a host's revisits"
+    )
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers(cls, value: str) -> str:
+        parse_tiers(value)
+        return value
+
+    @field_validator("gone_interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    def policy(self, *, enabled: bool = True) -> RevisitPolicy:
+        values = self.model_dump()
+        if not enabled:
+            values["mode"] = "off"
+        return RevisitPolicy.from_mapping(values)
 
 
 class DaemonConfig(_Section):
@@ -186,6 +229,7 @@ class Config(_Section):
     state: StateConfig = StateConfig()
     sites: SitesConfig = SitesConfig()
     crawl: CrawlConfig = CrawlConfig()
+    revisit: RevisitConfig = RevisitConfig()
     daemon: DaemonConfig = DaemonConfig()
     # schedules[site][kind]; merged over the schedule a site profile declares.
     schedules: dict[str, dict[Kind, ScheduleConfig]] = {}
@@ -230,7 +274,7 @@ class Config(_Section):
             "RETRY_TIMES": crawl.retry_times,
             "LOG_LEVEL": crawl.log_level,
             "NEWSVAULT_PROGRESS": crawl.progress,
-            "NEWSVAULT_RECHECK_KNOWN": crawl.recheck_known,
+            "NEWSVAULT_REVISIT": self.revisit.policy(enabled=crawl.recheck_known).as_settings(),
             "NEWSVAULT_WORKER_PROCESSES": crawl.worker_processes,
             "NEWSVAULT_STATE_DIR": str(self.state_dir),
             "NEWSVAULT_ARCHIVE_URL": self.archive.url,

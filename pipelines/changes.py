@@ -3,7 +3,8 @@
 Articles compare by ``content_hash`` (counters are recorded but never make an
 article "updated"); discussion entries compare by thread, on comment count and
 last activity. ``gone`` items (404/410 on a known URL) are counted as removed
-and dropped.
+and dropped; ``unreachable`` items (a revisit that got no answer) are recorded
+for the revisit policy's back-off and dropped, never counted as removals.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class ChangeTrackingPipeline:
         kind = item.get("type")
         if kind == "gone":
             self._gone(item)
+        if kind == "unreachable":
+            self._unreachable(item)
         if kind == "article":
             self._article(item)
         elif kind == "discussion":
@@ -105,7 +108,9 @@ class ChangeTrackingPipeline:
         else:
             change = "unchanged"
         volatile = {k: item[k] for k in VOLATILE_FIELDS if item.get(k) is not None}
-        self.store.record_article(site, url, item["content_hash"], item["fetched_at"], volatile)
+        self.store.record_article(
+            site, url, item["content_hash"], item["fetched_at"], volatile, published_at=item.get("published_at")
+        )
         self._count(change, "article")
         item["change"] = change
 
@@ -127,21 +132,30 @@ class ChangeTrackingPipeline:
     def _gone(self, item: Any) -> None:
         assert self.store is not None
         url = item.get("url") or ""
+        site = item.get("site") or ""
         status = int(item.get("status") or 0)
-        if self.store.mark_removed(
-            item.get("site") or "", url, status, item.get("fetched_at") or ""
-        ):
+        known = self.store.article_state(site, url)
+        if self.store.mark_removed(site, url, status, item.get("fetched_at") or ""):
             self._removed_urls.append(url)
             self._inc("removed")
             if self.stats is not None:
                 # A fresh list each time: stats must stay JSON-safe and unshared.
                 self.stats.set_value(f"{STATS_PREFIX}/removed_urls", list(self._removed_urls))
             reason = "removed"
+        elif known is not None:
+            self._inc("still_gone")
+            reason = "removed earlier, still gone"
         else:
             self._inc("gone_unknown")
-            reason = "not a known live article"
+            reason = "not a known article"
         # Expected outcome, not a problem: keep it out of warning-level logs.
         raise DropItem(f"gone ({status}, {reason}): {url}", log_level="DEBUG")
+
+    def _unreachable(self, item: Any) -> None:
+        assert self.store is not None
+        url = item.get("url") or ""
+        self.store.record_unreachable(item.get("site") or "", url, item.get("fetched_at") or "")
+        raise DropItem(f"no answer ({item.get('reason')}): {url}", log_level="DEBUG")
 
     def _count(self, change: str, kind: str) -> None:
         self._inc(change)

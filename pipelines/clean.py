@@ -90,8 +90,8 @@ class CleanPipeline:
             return self.clean_article(raw)
         if kind == "discussion":
             return self.clean_discussion(raw)
-        if kind == "gone":
-            return self.clean_gone(raw)
+        if kind in ("gone", "unreachable"):
+            return self.clean_revisit_outcome(raw)
         return _without_hints(raw)
 
     # --- articles ----------------------------------------------------------
@@ -192,7 +192,8 @@ class CleanPipeline:
             "schema_version": SCHEMA_VERSION,
         }
 
-    def clean_gone(self, raw: dict[str, Any]) -> dict[str, Any]:
+    def clean_revisit_outcome(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """A known URL that answered 404/410 (``gone``) or not at all (``unreachable``): URL and time normalised."""
         clean = _without_hints(raw)
         if clean.get("url"):
             clean["url"] = canonical_form(str(clean["url"]))

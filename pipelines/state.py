@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from newsvault.revisit import RevisitRecord, parse_time
 from newsvault.sqlite import connect_wal
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,12 @@ CREATE TABLE IF NOT EXISTS articles (
     volatile TEXT NOT NULL DEFAULT '{}',
     removed_at TEXT,
     removed_status INTEGER,
+    published_at TEXT,
+    changed_at TEXT,
+    gone_checks INTEGER NOT NULL DEFAULT 0,
+    gone_checked_at TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    failed_at TEXT,
     PRIMARY KEY (site, canonical_url)
 );
 CREATE TABLE IF NOT EXISTS article_counters (
@@ -69,6 +76,8 @@ CREATE TABLE IF NOT EXISTS pending_articles (
     first_seen TEXT NOT NULL,
     last_seen TEXT NOT NULL,
     volatile TEXT NOT NULL,
+    published_at TEXT,
+    changed_at TEXT,
     PRIMARY KEY (run, site, canonical_url)
 );
 CREATE TABLE IF NOT EXISTS pending_counters (
@@ -96,13 +105,29 @@ CREATE TABLE IF NOT EXISTS pending_removals (
     seen_at TEXT NOT NULL,
     PRIMARY KEY (run, site, canonical_url)
 );
+CREATE TABLE IF NOT EXISTS pending_unreachable (
+    run TEXT NOT NULL,
+    site TEXT NOT NULL,
+    canonical_url TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (run, site, canonical_url)
+);
 """
+# Columns added since the first schema: a state file written by an older
+# version gains them (NULL or 0) when it is opened.
+_ADDED_COLUMNS = {
+    "articles": (
+        ("published_at", "TEXT"), ("changed_at", "TEXT"), ("gone_checks", "INTEGER NOT NULL DEFAULT 0"),
+        ("gone_checked_at", "TEXT"), ("failures", "INTEGER NOT NULL DEFAULT 0"), ("failed_at", "TEXT"),
+    ),
+    "pending_articles": (("published_at", "TEXT"), ("changed_at", "TEXT")),
+}
 
 # A run's pending rows older than this (by the time in its snapshot id) belong
 # to a crawl that died: they are dropped when another run is applied.
 STALE_PENDING_DAYS = 7
 _DIRECT_RUN = ""
-_PENDING_TABLES = ("pending_articles", "pending_counters", "pending_threads", "pending_removals")
+_PENDING_TABLES = ("pending_articles", "pending_counters", "pending_threads", "pending_removals", "pending_unreachable")
 
 
 @dataclass(frozen=True)
@@ -114,6 +139,10 @@ class ArticleState:
     last_seen: str
     volatile: dict[str, Any] = field(default_factory=dict)
     removed: bool = False
+    # For the revisit policy: when the article says it was published, and when
+    # this archive last saw its content change (None: never seen changing).
+    published_at: str | None = None
+    changed_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,15 +166,18 @@ class StateStore(Protocol):
         content_hash: str,
         seen_at: str,
         volatile: dict[str, Any],
+        published_at: str | None = None,
     ) -> None: ...
 
     def thread_state(self, site: str, thread_url: str) -> ThreadState | None: ...
 
     def record_thread(self, site: str, thread_url: str, fingerprint: str, seen_at: str) -> None: ...
 
-    def known_article_urls(self, site: str) -> list[str]: ...
+    def revisit_records(self, site: str) -> list[RevisitRecord]: ...
 
     def mark_removed(self, site: str, canonical_url: str, status: int, seen_at: str) -> bool: ...
+
+    def record_unreachable(self, site: str, canonical_url: str, seen_at: str) -> None: ...
 
     def commit(self) -> None: ...
 
@@ -167,10 +199,12 @@ class SQLiteStateStore:
         self.run = run or _DIRECT_RUN
         self._conn = connect_wal(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                                  synchronous="NORMAL", schema=_SCHEMA)
+        _add_missing_columns(self._conn)
         self._articles: dict[tuple[str, str], ArticleState] = {}
         self._counters: list[tuple[str, str, str, str]] = []
         self._threads: dict[tuple[str, str], ThreadState] = {}
         self._removals: dict[tuple[str, str], tuple[int, str]] = {}
+        self._unreachable: dict[tuple[str, str], str] = {}
         self._pending = 0
 
     # --- articles ----------------------------------------------------------
@@ -180,27 +214,27 @@ class SQLiteStateStore:
         if state is None:
             state = self._stored_article(site, canonical_url)
         if state is not None and not state.removed and (key in self._removals or self._pending_removal(site, canonical_url)):
-            state = ArticleState(state.content_hash, state.first_seen, state.last_seen, state.volatile, True)
+            state = replace(state, removed=True)
         return state
 
     def _stored_article(self, site: str, canonical_url: str) -> ArticleState | None:
         """This run's flushed state of the article, else the state earlier runs left."""
         if self.run:
             row = self._conn.execute(
-                "SELECT content_hash, first_seen, last_seen, volatile FROM pending_articles"
+                "SELECT content_hash, first_seen, last_seen, volatile, published_at, changed_at FROM pending_articles"
                 " WHERE run = ? AND site = ? AND canonical_url = ?",
                 (self.run, site, canonical_url),
             ).fetchone()
             if row is not None:
-                return ArticleState(row[0], row[1], row[2], json.loads(row[3]), False)
+                return ArticleState(row[0], row[1], row[2], json.loads(row[3]), False, row[4], row[5])
         row = self._conn.execute(
-            "SELECT content_hash, first_seen, last_seen, volatile, removed_at FROM articles"
+            "SELECT content_hash, first_seen, last_seen, volatile, removed_at, published_at, changed_at FROM articles"
             " WHERE site = ? AND canonical_url = ?",
             (site, canonical_url),
         ).fetchone()
         if row is None:
             return None
-        return ArticleState(row[0], row[1], row[2], json.loads(row[3]), row[4] is not None)
+        return ArticleState(row[0], row[1], row[2], json.loads(row[3]), row[4] is not None, row[5], row[6])
 
     def _pending_removal(self, site: str, canonical_url: str) -> bool:
         if not self.run:
@@ -218,32 +252,54 @@ class SQLiteStateStore:
         content_hash: str,
         seen_at: str,
         volatile: dict[str, Any],
+        published_at: str | None = None,
     ) -> None:
         previous = self.article_state(site, canonical_url)
-        first_seen = previous.first_seen if previous and not previous.removed else seen_at
+        if previous is not None and not previous.removed:
+            first_seen = previous.first_seen
+            changed_at = seen_at if previous.content_hash != content_hash else previous.changed_at
+            published_at = published_at or previous.published_at
+        else:  # new, or back after a removal: a fresh start
+            first_seen, changed_at = seen_at, None
         self._articles[(site, canonical_url)] = ArticleState(
-            content_hash, first_seen, seen_at, dict(volatile), False
+            content_hash, first_seen, seen_at, dict(volatile), False, published_at, changed_at
         )
         self._removals.pop((site, canonical_url), None)
+        self._unreachable.pop((site, canonical_url), None)
         # Counters are history, not identity: every sighting is kept.
         self._counters.append((site, canonical_url, seen_at, json.dumps(volatile, sort_keys=True)))
         self._wrote()
 
-    def known_article_urls(self, site: str) -> list[str]:
+    def revisit_records(self, site: str) -> list[RevisitRecord]:
+        """What earlier (applied) runs saw of every article of ``site``, by URL, for the revisit policy."""
         self.commit()
         rows = self._conn.execute(
-            "SELECT canonical_url FROM articles WHERE site = ? AND removed_at IS NULL ORDER BY canonical_url",
+            "SELECT canonical_url, first_seen, last_seen, published_at, changed_at, removed_at,"
+            " gone_checks, gone_checked_at, failures, failed_at FROM articles WHERE site = ? ORDER BY canonical_url",
             (site,),
         )
-        return [row[0] for row in rows]
+        return [_revisit_record(row) for row in rows]
 
     def mark_removed(self, site: str, canonical_url: str, status: int, seen_at: str) -> bool:
+        """Record a 404/410 answer; True when it removes a live article, False when it was removed already or unknown.
+
+        A removed article answering again is a recheck: it counts towards the
+        ones after which the article leaves the revisit queue.
+        """
         state = self.article_state(site, canonical_url)
-        if state is None or state.removed:
+        if state is None or (site, canonical_url) in self._removals:
             return False
         self._removals[(site, canonical_url)] = (int(status), seen_at)
+        self._unreachable.pop((site, canonical_url), None)
         self._wrote()
-        return True
+        return not state.removed
+
+    def record_unreachable(self, site: str, canonical_url: str, seen_at: str) -> None:
+        """A revisit that got no answer (connection failure): never a removal, only a later, backed-off retry."""
+        if self.article_state(site, canonical_url) is None:
+            return
+        self._unreachable[(site, canonical_url)] = seen_at
+        self._wrote()
 
     # --- threads -------------------------------------------------------------
     def thread_state(self, site: str, thread_url: str) -> ThreadState | None:
@@ -275,14 +331,11 @@ class SQLiteStateStore:
         if not self._pending:
             return
         with self._transaction():
-            _flush_pending(self._conn, self.run, self._articles, self._counters, self._threads, self._removals)
+            _flush_pending(self._conn, self.run, self._articles, self._counters, self._threads, self._removals,
+                           self._unreachable)
             if not self.run:
                 _apply_pending(self._conn, _DIRECT_RUN)
-        self._articles.clear()
-        self._counters.clear()
-        self._threads.clear()
-        self._removals.clear()
-        self._pending = 0
+        self._clear_buffers()
 
     def apply_run(self, run: str) -> None:
         """Make a finalised run's writes the state later runs compare with; drop stale runs' leftovers."""
@@ -298,11 +351,7 @@ class SQLiteStateStore:
 
     def discard_run(self, run: str) -> None:
         """Forget a run's writes (a dry run, or one whose snapshot was never written)."""
-        self._articles.clear()
-        self._counters.clear()
-        self._threads.clear()
-        self._removals.clear()
-        self._pending = 0
+        self._clear_buffers()
         with self._transaction():
             _discard_pending(self._conn, run)
 
@@ -311,6 +360,14 @@ class SQLiteStateStore:
             self.commit()
         finally:
             self._conn.close()
+
+    def _clear_buffers(self) -> None:
+        self._articles.clear()
+        self._counters.clear()
+        self._threads.clear()
+        self._removals.clear()
+        self._unreachable.clear()
+        self._pending = 0
 
     def _wrote(self) -> None:
         self._pending += 1
@@ -367,18 +424,27 @@ def _flush_pending(
     counters: list[tuple[str, str, str, str]],
     threads: dict[tuple[str, str], ThreadState],
     removals: dict[tuple[str, str], tuple[int, str]],
+    unreachable: dict[tuple[str, str], str],
 ) -> None:
     conn.executemany(
-        "INSERT INTO pending_articles (run, site, canonical_url, content_hash, first_seen, last_seen, volatile)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run, site, canonical_url) DO UPDATE SET"
+        "INSERT INTO pending_articles (run, site, canonical_url, content_hash, first_seen, last_seen, volatile,"
+        " published_at, changed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run, site, canonical_url) DO UPDATE SET"
         " content_hash = excluded.content_hash, first_seen = excluded.first_seen,"
-        " last_seen = excluded.last_seen, volatile = excluded.volatile",
-        [(run, site, url, s.content_hash, s.first_seen, s.last_seen, json.dumps(s.volatile, sort_keys=True))
+        " last_seen = excluded.last_seen, volatile = excluded.volatile,"
+        " published_at = excluded.published_at, changed_at = excluded.changed_at",
+        [(run, site, url, s.content_hash, s.first_seen, s.last_seen, json.dumps(s.volatile, sort_keys=True),
+          s.published_at, s.changed_at)
          for (site, url), s in articles.items()],
     )
+    for table in ("pending_removals", "pending_unreachable"):
+        conn.executemany(
+            f"DELETE FROM {table} WHERE run = ? AND site = ? AND canonical_url = ?",
+            [(run, site, url) for site, url in articles],
+        )
     conn.executemany(
-        "DELETE FROM pending_removals WHERE run = ? AND site = ? AND canonical_url = ?",
-        [(run, site, url) for site, url in articles],
+        "DELETE FROM pending_unreachable WHERE run = ? AND site = ? AND canonical_url = ?",
+        [(run, site, url) for site, url in removals],
     )
     conn.executemany(
         "INSERT INTO pending_counters (run, site, canonical_url, seen_at, volatile) VALUES (?, ?, ?, ?, ?)",
@@ -394,17 +460,24 @@ def _flush_pending(
         "INSERT OR REPLACE INTO pending_removals (run, site, canonical_url, status, seen_at) VALUES (?, ?, ?, ?, ?)",
         [(run, site, url, status, seen_at) for (site, url), (status, seen_at) in removals.items()],
     )
+    conn.executemany(
+        "INSERT OR REPLACE INTO pending_unreachable (run, site, canonical_url, seen_at) VALUES (?, ?, ?, ?)",
+        [(run, site, url, seen_at) for (site, url), seen_at in unreachable.items()],
+    )
 
 
 def _apply_pending(conn: sqlite3.Connection, run: str) -> None:
     """Move ``run``'s pending rows into the state (inside the caller's transaction)."""
     conn.execute(
-        "INSERT INTO articles (site, canonical_url, content_hash, first_seen, last_seen, volatile)"
-        " SELECT site, canonical_url, content_hash, first_seen, last_seen, volatile FROM pending_articles"
-        " WHERE run = ? ON CONFLICT (site, canonical_url) DO UPDATE SET"
+        "INSERT INTO articles (site, canonical_url, content_hash, first_seen, last_seen, volatile,"
+        " published_at, changed_at)"
+        " SELECT site, canonical_url, content_hash, first_seen, last_seen, volatile, published_at, changed_at"
+        " FROM pending_articles WHERE run = ? ON CONFLICT (site, canonical_url) DO UPDATE SET"
         " content_hash = excluded.content_hash, first_seen = excluded.first_seen,"
         " last_seen = excluded.last_seen, volatile = excluded.volatile,"
-        " removed_at = NULL, removed_status = NULL",
+        " published_at = excluded.published_at, changed_at = excluded.changed_at,"
+        " removed_at = NULL, removed_status = NULL, gone_checks = 0, gone_checked_at = NULL,"
+        " failures = 0, failed_at = NULL",
         (run,),
     )
     conn.execute(
@@ -419,10 +492,21 @@ def _apply_pending(conn: sqlite3.Connection, run: str) -> None:
         " fingerprint = excluded.fingerprint, last_seen = excluded.last_seen",
         (run,),
     )
+    # A first 404/410 removes the article; later ones count as rechecks (the
+    # removal time and status stay those of the first).
     conn.execute(
-        "UPDATE articles SET (removed_at, removed_status) = (SELECT p.seen_at, p.status FROM pending_removals p"
+        "UPDATE articles SET (removed_at, removed_status, gone_checks, gone_checked_at, failures, failed_at) ="
+        " (SELECT COALESCE(articles.removed_at, p.seen_at), COALESCE(articles.removed_status, p.status),"
+        " articles.gone_checks + 1, p.seen_at, 0, NULL FROM pending_removals p"
         " WHERE p.run = ? AND p.site = articles.site AND p.canonical_url = articles.canonical_url)"
         " WHERE EXISTS (SELECT 1 FROM pending_removals p WHERE p.run = ? AND p.site = articles.site"
+        " AND p.canonical_url = articles.canonical_url)",
+        (run, run),
+    )
+    conn.execute(
+        "UPDATE articles SET (failures, failed_at) = (SELECT articles.failures + 1, p.seen_at FROM pending_unreachable p"
+        " WHERE p.run = ? AND p.site = articles.site AND p.canonical_url = articles.canonical_url)"
+        " WHERE EXISTS (SELECT 1 FROM pending_unreachable p WHERE p.run = ? AND p.site = articles.site"
         " AND p.canonical_url = articles.canonical_url)",
         (run, run),
     )
@@ -434,13 +518,41 @@ def _discard_pending(conn: sqlite3.Connection, run: str) -> None:
         conn.execute(f"DELETE FROM {table} WHERE run = ?", (run,))
 
 
-def known_article_urls(state_dir: str | Path, site: str) -> list[str]:
-    """Article URLs earlier runs recorded for ``site``, or [] when there is no state yet (NEWSVAULT_KNOWN_ARTICLES)."""
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, declaration in columns:
+            if name not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+
+
+def _revisit_record(row: tuple[Any, ...]) -> RevisitRecord:
+    url, first_seen, last_seen, published, changed, removed, gone_checks, gone_checked, failures, failed = row
+    first = parse_time(first_seen)
+    last = parse_time(last_seen)
+    assert first is not None and last is not None  # NOT NULL columns
+    return RevisitRecord(
+        url=url, first_seen=first, last_seen=last, published_at=_time_or_none(published),
+        changed_at=parse_time(changed), removed_at=parse_time(removed), gone_checks=gone_checks,
+        gone_checked_at=parse_time(gone_checked), failures=failures, failed_at=parse_time(failed),
+    )
+
+
+def _time_or_none(value: str | None) -> datetime | None:
+    """A date the page itself gave (hostile input): unreadable means unknown, not an error."""
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
+def revisit_records(state_dir: str | Path, site: str) -> list[RevisitRecord]:
+    """What earlier runs saw of each article of ``site``, or [] when there is no state yet (NEWSVAULT_REVISIT_RECORDS)."""
     if not (Path(state_dir) / STATE_FILE).is_file():
         return []
     store = open_state_store(state_dir)
     try:
-        return list(store.known_article_urls(site))
+        return store.revisit_records(site)
     finally:
         store.close()
 

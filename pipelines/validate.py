@@ -32,7 +32,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 # A slim duplicate record keeps only what points at the first copy.
 _DUPLICATE_REQUIRED = ("url", "canonical_url", "fetched_at")
 # Types that pass untouched: change tracking consumes them.
-PASS_THROUGH = frozenset({"gone"})
+PASS_THROUGH = frozenset({"gone", "unreachable"})
 
 
 def first_missing(kind: str, item: Any) -> str | None:

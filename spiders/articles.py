@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import scrapy
@@ -15,8 +16,10 @@ from scrapy.http import Response, TextResponse
 from scrapy.utils.gz import gunzip
 from scrapy.utils.misc import load_object
 from scrapy.utils.sitemap import Sitemap
+from urllib.parse import urlsplit
 
-from spiders.base import ProfileSpider, url_key
+from newsvault.revisit import DueArticle, HostWatch, RevisitPolicy, RevisitRecord, plan_revisits
+from spiders.base import ProfileSpider, failure_kind, url_key
 from spiders.extract import extract_article, http_date_to_iso, utc_now
 from spiders.extract.select import links
 from spiders.profile import SelectorSpec
@@ -26,12 +29,15 @@ log = logging.getLogger(__name__)
 GONE_STATUSES = [404, 410]
 _DEFAULT_PAGINATION = [SelectorSpec(css="a[rel~=next]"), SelectorSpec(css="link[rel~=next]")]
 _ALL_LINKS = [SelectorSpec(css="a[href]")]
+# Failures that mean "no answer": the article may be fine, the host is not.
+NO_ANSWER = frozenset({"unreachable", "timeout"})
+REVISIT_STATS = "newsvault/revisit/{}"
 
 
-# Where earlier runs' article URLs come from: a function (state_dir, site) -> [url]
-# named by a setting, so the spider reaches the state store through that small
-# interface and never imports the pipelines.
-KnownArticles = Callable[[str, str], list[str]]
+# Where earlier runs' articles come from: a function (state_dir, site) ->
+# [RevisitRecord] named by a setting, so the spider reaches the state store
+# through that small interface and never imports the pipelines.
+RevisitRecords = Callable[[str, str], list[RevisitRecord]]
 
 
 class ArticlesSpider(ProfileSpider):
@@ -43,21 +49,28 @@ class ArticlesSpider(ProfileSpider):
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ArticlesSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         assert isinstance(spider, ArticlesSpider)
-        spider.recheck_known = crawler.settings.getbool("NEWSVAULT_RECHECK_KNOWN")
+        configured = RevisitPolicy.from_mapping(crawler.settings.getdict("NEWSVAULT_REVISIT"))
+        spider.revisit_policy = spider.profile.revisit.over(configured)
         spider.state_dir = crawler.settings.get("NEWSVAULT_STATE_DIR")
-        spider.known_articles = load_object(crawler.settings["NEWSVAULT_KNOWN_ARTICLES"])
+        spider.revisit_records = load_object(crawler.settings["NEWSVAULT_REVISIT_RECORDS"])
+        # One batch per idle: small enough that a dead host costs only a few
+        # requests before HostWatch stops its revisits.
+        per_domain = crawler.settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN") or 1
+        spider.revisit_batch = max(spider.revisit_policy.host_down_failures, 2 * per_domain)
         crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
         return spider
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.recheck_known = False
+        self.revisit_policy = RevisitPolicy(mode="off")
+        self.revisit_batch = 8
         self.state_dir: str | None = None
-        self.known_articles: KnownArticles | None = None
+        self.revisit_records: RevisitRecords | None = None
         self._requested: set[str] = set()
         self._yielded: set[str] = set()
-        self._rechecked = False
         self._article_requests = 0
+        self._revisits: list[DueArticle] | None = None
+        self._hosts = HostWatch(self.revisit_policy.host_down_failures)
 
     # --- start ---------------------------------------------------------------
     def entry_urls(self) -> list[str]:
@@ -183,6 +196,8 @@ class ArticlesSpider(ProfileSpider):
     # --- articles --------------------------------------------------------------
     def parse_article(self, response: Response) -> Iterator[Any]:
         self.start_ok(response)
+        if response.meta.get("nv_revisit"):
+            self._hosts.answered(response.url)
         fetched_at = utc_now()
         if response.status in GONE_STATUSES:
             self.count_page("gone", response.url)
@@ -241,31 +256,76 @@ class ArticlesSpider(ProfileSpider):
         self._requested.add(key)
         yield item
 
-    # --- removals ----------------------------------------------------------------
+    # --- revisits ---------------------------------------------------------------
     def on_idle(self) -> None:
-        """Once the frontier is empty, re-request known articles this run did not see."""
-        if self._rechecked or not self.recheck_known:
-            return
-        self._rechecked = True
-        try:
-            known = self.known_articles(self.state_dir, self.site) if self.known_articles and self.state_dir else []
-        except Exception:  # the state store is optional here; a broken one must not kill the crawl
-            log.exception("cannot read known article URLs from %s", self.state_dir)
-            return
-        pending = [
-            u for u in known
-            if self.in_scope(u) and url_key(u) not in self._requested and url_key(u) not in self._yielded
-        ]
-        for url in pending:
+        """Once the frontier is empty, revisit known articles this run did not reach, one batch per idle.
+
+        Which and how many: :func:`newsvault.revisit.plan_revisits` (due ones,
+        most overdue first, within the budget). A 404/410 answer is a removal
+        (``gone`` item); no answer is an ``unreachable`` item, and after
+        ``host_down_failures`` of those in a row the host's remaining revisits
+        wait for the next run.
+        """
+        if self._revisits is None:
+            self._revisits = self._plan_revisits()
+        batch: list[DueArticle] = []
+        while self._revisits and len(batch) < self.revisit_batch:
+            due = self._revisits.pop(0)
+            if self._hosts.is_down(due.record.url):
+                self.inc_stat(REVISIT_STATS.format("skipped_host_down"))
+                continue
+            batch.append(due)
+        for due in batch:
+            url = due.record.url
             self._requested.add(url_key(url))
             self.crawler.engine.crawl(
                 scrapy.Request(
                     url,
                     callback=self.parse_article,
-                    errback=self.on_error,
-                    meta={"handle_httpstatus_list": GONE_STATUSES, "nv_request_url": url, "nv_recheck": True},
+                    errback=self.on_revisit_error,
+                    # A revisit that fails is simply due again next run: one retry, not RETRY_TIMES.
+                    meta={"handle_httpstatus_list": GONE_STATUSES, "nv_request_url": url, "nv_revisit": True,
+                          "max_retry_times": 1},
                 )
             )
-        self.inc_stat("newsvault/recheck/requested", len(pending))
-        if pending:
+        self.inc_stat(REVISIT_STATS.format("requested"), len(batch))
+        if batch:
             raise DontCloseSpider
+
+    def _plan_revisits(self) -> list[DueArticle]:
+        policy = self.revisit_policy
+        if policy.mode == "off" or not self.revisit_records or not self.state_dir:
+            return []
+        try:
+            records = self.revisit_records(self.state_dir, self.site)
+        except Exception:  # the state store is optional here; a broken one must not kill the crawl
+            log.exception("cannot read the known articles from %s", self.state_dir)
+            return []
+        plan = plan_revisits(
+            (r for r in records if self.in_scope(r.url)),
+            datetime.now(UTC),
+            policy,
+            reached=lambda url: url_key(url) in self._requested or url_key(url) in self._yielded,
+        )
+        self.inc_stat(REVISIT_STATS.format("due"), plan.due)
+        self.inc_stat(REVISIT_STATS.format("deferred"), plan.deferred)
+        if plan.deferred:
+            log.info("%d revisits due, %d within this run's budget; the rest wait for the next run",
+                     plan.due, len(plan.selected))
+        return plan.selected
+
+    def on_revisit_error(self, failure: Any) -> Iterator[Any]:
+        """A revisit got no usable answer: counted as any failure; no answer at all is an ``unreachable`` item."""
+        self.on_error(failure)
+        request = failure.request
+        kind = failure_kind(failure)
+        if kind not in NO_ANSWER:
+            return  # an HTTP error or a refusal is an answer: the article stays due, nothing else changes
+        self.inc_stat(REVISIT_STATS.format("unreachable"))
+        if self._hosts.failed(request.url):
+            self.inc_stat(REVISIT_STATS.format("hosts_down"))
+            log.warning(
+                "%s did not answer %d revisits in a row (%s): its other revisits wait for the next run;"
+                " nothing is marked removed", urlsplit(request.url).netloc, self._hosts.limit, kind,
+            )
+        yield {"type": "unreachable", "site": self.site, "url": request.url, "reason": kind, "fetched_at": utc_now()}

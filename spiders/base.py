@@ -75,6 +75,29 @@ def stage_settings(profile: Any) -> dict[str, Any]:
     }
 
 
+def failure_kind(failure: Failure) -> str:
+    """The page stat a failed request counts under: http_<status>, timeout, unreachable, too_large, ..."""
+    if failure.check(HttpError):
+        return f"http_{failure.value.response.status}"
+    if failure.check(IgnoreRequest):
+        message = str(failure.value)
+        if "robots" in message.lower():
+            return "disallowed"
+        if "max redirections" in message:
+            return "redirect_loop"  # RedirectMiddleware gave up (REDIRECT_MAX_TIMES)
+        if "DOWNLOAD_MAXSIZE" in message:
+            # Scrapy's decompression guard: a gzip bomb or an oversized compressed page.
+            return "too_large"
+        return "ignored"
+    if failure.check(*_TOO_LARGE):
+        return "too_large"  # the downloader cancels a response past DOWNLOAD_MAXSIZE
+    if failure.check(*_TIMEOUT):
+        return "timeout"
+    if failure.check(*_UNREACHABLE):
+        return "unreachable"
+    return "download_error"
+
+
 class ProfileSpider(scrapy.Spider):
     """A spider driven by a site profile (``site`` name or ``profile`` object)."""
 
@@ -135,28 +158,7 @@ class ProfileSpider(scrapy.Spider):
     def on_error(self, failure: Failure) -> None:
         """Errback: classify a failed request into a page stat; never raises."""
         request = failure.request  # type: ignore[attr-defined]
-        if failure.check(HttpError):
-            reason = f"http_{failure.value.response.status}"
-        elif failure.check(IgnoreRequest):
-            message = str(failure.value)
-            if "robots" in message.lower():
-                reason = "disallowed"
-            elif "max redirections" in message:
-                reason = "redirect_loop"  # RedirectMiddleware gave up (REDIRECT_MAX_TIMES)
-            elif "DOWNLOAD_MAXSIZE" in message:
-                # Scrapy's decompression guard: a gzip bomb or an oversized compressed page.
-                reason = "too_large"
-            else:
-                reason = "ignored"
-        elif failure.check(*_TOO_LARGE):
-            # The downloader cancels a response past DOWNLOAD_MAXSIZE.
-            reason = "too_large"
-        elif failure.check(*_TIMEOUT):
-            reason = "timeout"
-        elif failure.check(*_UNREACHABLE):
-            reason = "unreachable"
-        else:
-            reason = "download_error"
+        reason = failure_kind(failure)
         self.count_page(reason, request.url)
         if request.meta.get("nv_start"):
             self._start_failed += 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +22,7 @@ from newsvault.config import ScheduleConfig
 from newsvault.errors import ProfileError, UnknownSiteError
 from newsvault.names import SITE_NAME_PATTERN, Kind
 from newsvault.regex import check_safe, compile_safe
+from newsvault.revisit import RevisitPolicy, parse_duration, parse_tiers
 from newsvault.tomlfile import read_toml
 
 ARTICLE_FIELDS = (
@@ -213,6 +214,34 @@ class LimitsConfig(_Model):
     download_delay: float | None = Field(None, ge=0, description="seconds between requests")
 
 
+class RevisitProfileConfig(_Model):
+    """A site's own revisit policy, laid over the config's [revisit] (each key optional)."""
+
+    mode: Literal["policy", "all", "off"] | None = None
+    tiers: str | None = None
+    budget: int | None = Field(None, ge=0)
+    gone_rechecks: int | None = Field(None, ge=0)
+    gone_interval: str | None = None
+    host_down_failures: int | None = Field(None, gt=0)
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_tiers(value)
+        return value
+
+    @field_validator("gone_interval")
+    @classmethod
+    def _interval(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    def over(self, policy: RevisitPolicy) -> RevisitPolicy:
+        return policy.with_overrides(self.model_dump())
+
+
 class SchedulesConfig(_Model):
     articles: ScheduleConfig | None = None
     discussions: ScheduleConfig | None = None
@@ -234,6 +263,7 @@ class SiteProfile(_Model):
     furniture: FurnitureConfig = FurnitureConfig()
     reply_pattern: str | None = None
     limits: LimitsConfig = LimitsConfig()
+    revisit: RevisitProfileConfig = RevisitProfileConfig()
     schedule: SchedulesConfig = SchedulesConfig()
 
     @field_validator("timezone")
