@@ -110,22 +110,3 @@ def test_progress_counts_and_switch() -> None:
 
     with pytest.raises(NotConfigured):
         CrawlProgress.from_crawler(get_crawler(settings_dict={"NEWSVAULT_PROGRESS": False}))
-
-
-def test_removed_article_is_rechecked_and_counted(newsvault_cli, tmp_path: Path) -> None:
-    """A known article that left every listing is re-requested at idle; its 410 counts as removed."""
-    with SiteServer(SampleSite(articles=60)) as server:
-        # Archived runs: only a run whose snapshot is finalised updates the known articles.
-        args = ("crawl", "sample", "--start-url", server.base_url + "/")
-        first = newsvault_cli(*args)
-        assert first.returncode == 0, first.stderr[-2000:]
-        server.set_tick(1)
-        removed = server.site.changes(0, 1)["removed"]
-        assert len(removed) == 1
-        summary_file = tmp_path / "second.json"
-        second = newsvault_cli(*args, "--json-summary", str(summary_file))
-        assert second.returncode == 0, second.stderr[-2000:]
-    stats = json.loads(summary_file.read_text(encoding="utf-8"))["stats"]
-    assert stats.get("newsvault/recheck/requested", 0) >= 1
-    assert stats.get("newsvault/pages/gone", 0) >= 1
-    assert stats.get("newsvault/removed") == 1
