@@ -122,3 +122,25 @@ def test_moved_port_finishes_reports_the_host_once_and_removes_nothing(newsvault
     old_records = [r for r in revisit_records(newsvault_cli.state_dir, "sample") if r.url.startswith(old_prefix)]
     assert old_records and all(r.removed_at is None for r in old_records)
     assert sum(r.failures for r in old_records) == revisits["unreachable"] > 0
+
+
+def test_revisits_command_shows_the_queue_per_tier(newsvault_cli) -> None:
+    empty = newsvault_cli("revisits", "sample", "--json")
+    assert empty.returncode == 0, empty.stderr[-2000:]
+    assert json.loads(empty.stdout)["articles"] == 0  # no state yet: an empty queue, no error
+    with SiteServer(SampleSite(articles=60)) as server:
+        summary = newsvault_cli.crawl_summary("sample", "--start-url", server.base_url + "/")
+    known = len(revisit_records(newsvault_cli.state_dir, "sample"))
+    assert known == summary["stats"]["newsvault/new/article"]
+    queue = json.loads(newsvault_cli("revisits", "sample", "--json", "--next", "3").stdout)
+    # Just crawled: none due yet, each article in the tier of its quiet time.
+    assert queue["articles"] == known and queue["due_now"] == 0
+    assert sum(tier["articles"] for tier in queue["tiers"]) == known
+    assert len(queue["next_due"]) == 3
+    age_state(newsvault_cli.state_dir)
+    text = newsvault_cli("revisits", "sample")
+    assert text.returncode == 0, text.stderr[-2000:]
+    assert f"{known} known articles, {known} due now" in text.stdout
+    assert "<3h (every 15m)" in text.stdout
+    unknown = newsvault_cli("revisits", "no-such-site")
+    assert unknown.returncode == 2 and "unknown site" in unknown.stderr

@@ -1,12 +1,14 @@
-"""`newsvault sites` and `newsvault crawl`: list site profiles, run one crawl."""
+"""`newsvault sites`, `newsvault crawl` and `newsvault revisits`: list site profiles, run one crawl, show the revisit queue."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from datetime import datetime
 from typing import Any
 
-from newsvault.errors import UnknownSiteError
+from newsvault.errors import ConfigError, UnknownSiteError
 from newsvault.names import KINDS
 from scheduler.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, archive_option, config_from_args
 
@@ -15,7 +17,7 @@ _SUMMARY_COUNTS = ("new", "updated", "unchanged", "removed", "duplicates", "near
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    """Add `sites` and `crawl`."""
+    """Add `sites`, `crawl` and `revisits`."""
     sites = subparsers.add_parser(
         "sites",
         parents=[common],
@@ -48,6 +50,19 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     archive_option(crawl)
     crawl.set_defaults(handler=cmd_crawl)
+
+    revisits = subparsers.add_parser(
+        "revisits",
+        parents=[common],
+        help="show which known articles the next crawls revisit",
+        description="Show the revisit queue of SITE: known articles per tier (time since their last change), "
+        "how many are due now, and the next due times.",
+        epilog="Example: newsvault revisits sample --next 5",
+    )
+    revisits.add_argument("site", metavar="SITE", help="site profile name (see `newsvault sites`)")
+    revisits.add_argument("--next", type=int, default=10, metavar="N", help="list the next N due articles (default 10)")
+    revisits.add_argument("--json", action="store_true", help="print the queue as JSON")
+    revisits.set_defaults(handler=cmd_revisits)
 
 
 def _schedule_text(schedule: Any) -> str:
@@ -121,3 +136,48 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         print(f"newsvault: crawl failed: {summary.error}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def cmd_revisits(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from scheduler.revisits import revisit_queue
+
+    if args.next < 0:
+        raise ConfigError(f"--next must be 0 or more, got {args.next}")
+    try:
+        queue = revisit_queue(config_from_args(args), args.site, upcoming=args.next)
+    except UnknownSiteError as exc:
+        print(f"newsvault: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(queue.as_dict(), indent=2))
+        return EXIT_OK
+    policy = queue.policy
+    print(f"{args.site}: {queue.articles} known articles, {queue.due_now} due now "
+          f"(mode {policy.mode}, at most {policy.budget} revisits per run)")
+    if policy.mode != "policy":
+        print("  mode all: every known live article is revisited on every run" if policy.mode == "all"
+              else "  mode off: known articles are not revisited")
+    table = Table("tier (quiet since the last change)", "articles", "due now", "next due", box=None, pad_edge=False)
+    for tier in (*queue.tiers, queue.gone):
+        table.add_row(tier.label, str(tier.articles), str(tier.due_now), _when(tier.next_due, queue.now))
+    Console(width=200).print(table)
+    print(f"  unreachable, backing off: {queue.unreachable}; gone and left the queue: {queue.dropped}")
+    if queue.next_due:
+        print("next due:")
+        for when, url in queue.next_due:
+            print(f"  {_when(when, queue.now)}  {url}")
+    return EXIT_OK
+
+
+def _when(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "-"
+    stamp = moment.strftime("%Y-%m-%d %H:%M UTC")
+    if moment <= now:
+        return f"{stamp} (due)"
+    minutes = int((moment - now).total_seconds() // 60)
+    ahead = f"{minutes} min" if minutes < 120 else f"{minutes // 60} h" if minutes < 48 * 60 else f"{minutes // 1440} d"
+    return f"{stamp} (in {ahead})"
