@@ -13,7 +13,7 @@ import sys
 import threading
 from datetime import UTC, datetime
 
-from samplesite.model import DEFAULT_CLOCK, DEFAULT_OVERSIZE_BYTES, DEFAULT_THREADS, SampleSite
+from samplesite.model import DEFAULT_CLOCK, DEFAULT_OVERSIZE_BYTES, DEFAULT_THREADS, EDIT_MODELS, SampleSite
 from samplesite.server import SiteServer
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="advance one tick every SECONDS (live demo)")
     parser.add_argument("--oversize-bytes", type=int, default=DEFAULT_OVERSIZE_BYTES,
                         help="size of the oversize fault page (default 12 MiB)")
+    parser.add_argument("--edits", choices=EDIT_MODELS, default="ticks",
+                        help="ticks: one edit per tick (default); realistic: timed edits, mostly hours after publication")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     return parser
 
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         site = SampleSite(args.articles, seed=args.seed, tick=args.tick, clock=args.clock,
-                          threads=args.threads, oversize_bytes=args.oversize_bytes)
+                          threads=args.threads, oversize_bytes=args.oversize_bytes, edits=args.edits)
     except ValueError as exc:
         print(f"samplesite: {exc}", file=sys.stderr)
         return 2

@@ -18,9 +18,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from samplesite import banks, text
+from samplesite.edits import TimedEdit, apply_edit, edit_schedule
 
 SITE_NAME = "Sample News"
 SITE_TZ = ZoneInfo("Europe/Moscow")
+# "ticks": one edit per tick (what the change-tracking tests count); "realistic":
+# timed edits, mostly within hours of publication (samplesite/edits.py).
+EDIT_MODELS = ("ticks", "realistic")
 DEFAULT_CLOCK = datetime(2026, 12, 31, 6, 0, tzinfo=UTC)
 TICK = timedelta(hours=6)
 PAGE_SIZE = 20
@@ -163,6 +167,7 @@ class SampleSite:
         threads: int = DEFAULT_THREADS,
         base_url: str = "http://127.0.0.1",
         oversize_bytes: int = DEFAULT_OVERSIZE_BYTES,
+        edits: str = "ticks",
     ) -> None:
         if articles < MIN_ARTICLES:
             raise ValueError(f"articles must be at least {MIN_ARTICLES}, got {articles}")
@@ -170,6 +175,9 @@ class SampleSite:
             raise ValueError(f"tick must be >= 0, got {tick}")
         if clock.tzinfo is None:
             raise ValueError("clock must be timezone-aware")
+        if edits not in EDIT_MODELS:
+            raise ValueError(f"edits must be one of {', '.join(EDIT_MODELS)}, got {edits!r}")
+        self.edit_model = edits
         self.articles = articles
         self.seed = seed
         self.clock = clock.astimezone(UTC).replace(second=0, microsecond=0)
@@ -336,15 +344,14 @@ class SampleSite:
         """The current title (edits applied) without generating the body when unedited."""
         t = self._tick if tick is None else tick
         self._replay(t)
-        if any(e <= t for e in self._edit_ticks.get(article_id, [])):
+        if self._edits_until(article_id, t):
             return self.article(article_id, t).title
         return self._headline(article_id)[1]
 
     def lastmod(self, article_id: int) -> str:
         self._replay(self._tick)
-        edits = [e for e in self._edit_ticks.get(article_id, []) if e <= self._tick]
-        when = self._events[edits[-1] - 1].edit_time if edits else self._published(article_id)
-        return iso_utc(when)
+        edits = self._edits_until(article_id, self._tick)
+        return iso_utc(edits[-1].at if edits else self._published(article_id))
 
     def _published(self, article_id: int) -> datetime:
         jitter_minutes = text.rng_for(self.seed, "jitter", article_id).randint(0, 15)
@@ -364,10 +371,28 @@ class SampleSite:
         if not self.is_live(article_id, t):
             raise KeyError(article_id)
         article = self._base(article_id)
-        edits = [e for e in self._edit_ticks.get(article_id, []) if e <= t]
-        for version, edit_tick in enumerate(edits, start=1):
-            article = self._edit(article, version, self._events[edit_tick - 1].edit_time)
+        for edit in self._edits_until(article_id, t):
+            if self.edit_model == "realistic":
+                article = apply_edit(article, edit, self.seed)
+            else:
+                article = self._edit(article, edit.version, edit.at)
         return article
+
+    def timed_edits(self, article_id: int) -> tuple[TimedEdit, ...]:
+        """Every edit the article ever gets under the realistic model, with its time and kind (ground truth)."""
+        if self.edit_model != "realistic" or article_id in self._special_ids or not self.exists(article_id, 10**9):
+            return ()
+        return edit_schedule(self.seed, article_id, self._published(article_id))
+
+    def _edits_until(self, article_id: int, tick: int) -> list[TimedEdit]:
+        """The article's edits made by ``tick``, oldest first (the per-tick ones, or the timed ones)."""
+        if self.edit_model == "realistic":
+            now = self.now(tick)
+            return [e for e in self.timed_edits(article_id) if e.at <= now]
+        self._replay(tick)
+        ticks = [e for e in self._edit_ticks.get(article_id, []) if e <= tick]
+        return [TimedEdit(article_id, self._events[e - 1].edit_time, "tick", version)
+                for version, e in enumerate(ticks, start=1)]
 
     def _edit(self, article: Article, version: int, when: datetime) -> Article:
         rng = text.rng_for(self.seed, "edit", article.id, version)
@@ -442,7 +467,8 @@ class SampleSite:
                 edited = rng.choice(candidates)
                 removed = rng.choice([c for c in candidates if c != edited])
                 edit_time = self.clock + TICK * (t - 1) + timedelta(minutes=rng.randint(5, 355))
-                self._edit_ticks.setdefault(edited, []).append(t)
+                if self.edit_model == "ticks":
+                    self._edit_ticks.setdefault(edited, []).append(t)
                 self._removed_at[removed] = t
                 self._events.append(_TickEvents(edited, edit_time, removed))
 
@@ -676,6 +702,8 @@ class SampleSite:
         """The id of the article edited at ``tick`` (one edit per tick, from tick 1)."""
         if tick < 1:
             raise ValueError(f"edits start at tick 1, got {tick}")
+        if self.edit_model != "ticks":
+            raise ValueError("edited_at is the per-tick edit; the realistic model has timed_edits(article_id)")
         self._replay(tick)
         return self._events[tick - 1].edited
 
@@ -686,10 +714,14 @@ class SampleSite:
         self._replay(to_tick)
         before = set(self.live_ids(from_tick))
         after = set(self.live_ids(to_tick))
-        edited = {
-            i for i, ticks in self._edit_ticks.items()
-            if any(from_tick < t <= to_tick for t in ticks)
-        }
+        if self.edit_model == "realistic":
+            start, end = self.now(from_tick), self.now(to_tick)
+            edited = {i for i in before & after if any(start < e.at <= end for e in self.timed_edits(i))}
+        else:
+            edited = {
+                i for i, ticks in self._edit_ticks.items()
+                if any(from_tick < t <= to_tick for t in ticks)
+            }
         both = before & after
         url = self.canonical_url
         old_threads = self._thread_state(from_tick).threads

@@ -144,3 +144,19 @@ def test_revisits_command_shows_the_queue_per_tier(newsvault_cli) -> None:
     assert "<3h (every 15m)" in text.stdout
     unknown = newsvault_cli("revisits", "no-such-site")
     assert unknown.returncode == 2 and "unknown site" in unknown.stderr
+
+
+def test_realistic_edits_are_found_as_updates_by_a_real_crawl(newsvault_cli, tmp_path: Path) -> None:
+    site = SampleSite(articles=80, edits="realistic")
+    with SiteServer(site) as server:
+        args = ("sample", "--start-url", server.base_url + "/")
+        newsvault_cli.crawl_summary(*args)
+        server.set_tick(8)  # two simulated days
+        truth = site.changes(0, 8)
+        output = tmp_path / "later.jsonl"
+        newsvault_cli.crawl_summary(*args, "--output", str(output))
+    items = [json.loads(line) for line in output.read_text("utf-8").splitlines()]
+    updated = {item["canonical_url"] for item in items if item.get("change") == "updated"}
+    assert truth["updated"] and updated == set(truth["updated"])
+    kinds = {e.kind for url in truth["updated"] for e in site.timed_edits(int(url.rsplit("/", 1)[1].split("-")[0]))}
+    assert len(kinds) >= 2

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -505,3 +505,55 @@ def test_bad_arguments_are_refused() -> None:
                             check=False, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "at least 50" in result.stderr
 
+
+
+def test_realistic_edits_are_timed_mostly_soon_after_publication_with_every_kind() -> None:
+    from collections import Counter
+
+    from samplesite.edits import EDIT_KINDS
+
+    site = SampleSite(articles=3000, edits="realistic")
+    edits = [e for i in range(1, site.max_id() + 1) for e in site.timed_edits(i)]
+    assert edits == [e for i in range(1, site.max_id() + 1) for e in SampleSite(3000, edits="realistic").timed_edits(i)]
+    assert set(Counter(e.kind for e in edits)) == set(EDIT_KINDS)
+    edited = {e.article_id for e in edits}
+    assert 0.25 < len(edited) / site.max_id() < 0.45
+    since_publication = [e.at - site.article(e.article_id, 0).published for e in edits if e.version == 1]
+    assert sum(d <= timedelta(hours=3) for d in since_publication) / len(since_publication) > 0.6
+    assert any(d > timedelta(days=2) for d in since_publication)  # some come days later
+    # The per-tick edits are off in this model.
+    with pytest.raises(ValueError, match="timed_edits"):
+        site.edited_at(1)
+
+
+def test_realistic_edit_changes_the_article_at_its_time_as_its_ops_say() -> None:
+    site = SampleSite(articles=400, edits="realistic")
+    seen: set[str] = set()
+    for article_id in range(1, site.max_id() + 1):
+        for edit in site.timed_edits(article_id):
+            if edit.kind in seen or edit.version != 1 or edit.at <= site.now(0):
+                continue
+            tick = next(t for t in range(1, 400) if site.now(t) >= edit.at)
+            if not site.is_live(article_id, tick):
+                continue
+            before, after = site.article(article_id, tick - 1), site.article(article_id, tick)
+            assert before.version == 0 and after.version >= 1 and after.modified >= edit.at
+            ops = {op[0] for op in after.edit_ops} if after.version == 1 else set()
+            if after.version == 1:
+                if edit.kind == "headline":
+                    assert after.title != before.title and ops == {"title"}
+                elif edit.kind == "byline":
+                    assert after.authors != before.authors and ops == {"authors"}
+                elif edit.kind == "paragraph_added":
+                    assert len(after.paragraphs) == len(before.paragraphs) + 1
+                elif edit.kind == "paragraph_removed":
+                    assert len(after.paragraphs) == len(before.paragraphs) - 1
+                else:  # typo: one word of one paragraph
+                    changed = [i for i, (a, b) in enumerate(zip(before.paragraphs, after.paragraphs)) if a != b]
+                    assert len(changed) == 1 and ops == {"replace"}
+                    words = zip(before.paragraphs[changed[0]].split(), after.paragraphs[changed[0]].split())
+                    assert sum(a != b for a, b in words) == 1
+                seen.add(edit.kind)
+            truth = site.changes(tick - 1, tick)
+            assert site.canonical_url(article_id) in truth["updated"]
+    assert len(seen) == 5
