@@ -353,6 +353,10 @@ class SampleSite:
         edits = self._edits_until(article_id, self._tick)
         return iso_utc(edits[-1].at if edits else self._published(article_id))
 
+    def published_at(self, article_id: int) -> datetime:
+        """When the article was published (UTC), without generating it."""
+        return self._published(article_id)
+
     def _published(self, article_id: int) -> datetime:
         jitter_minutes = text.rng_for(self.seed, "jitter", article_id).randint(0, 15)
         # Strictly increasing with the id (jitter < spacing), so "newest first" is
@@ -382,7 +386,12 @@ class SampleSite:
         """Every edit the article ever gets under the realistic model, with its time and kind (ground truth)."""
         if self.edit_model != "realistic" or article_id in self._special_ids or not self.exists(article_id, 10**9):
             return ()
-        return edit_schedule(self.seed, article_id, self._published(article_id))
+        # A new article appears when its tick starts, after its publication time:
+        # its edits follow its appearance, so each one is there to be seen.
+        appeared = self._published(article_id)
+        if article_id > self.articles:
+            appeared = max(appeared, self.now(self.created_tick(article_id)))
+        return edit_schedule(self.seed, article_id, appeared)
 
     def _edits_until(self, article_id: int, tick: int) -> list[TimedEdit]:
         """The article's edits made by ``tick``, oldest first (the per-tick ones, or the timed ones)."""
