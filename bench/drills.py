@@ -1667,6 +1667,52 @@ def drill_down_runs(work: Path, site_url: str, down: int) -> dict[str, Any]:
     }
 
 
+# --- (n) moved host: the known articles' host stops answering; the crawl must end normally ---
+def drill_moved_host(work: Path, articles: int) -> dict[str, Any]:
+    """The issue's case: crawl a site, stop it, serve it on another port, crawl with the same state.
+
+    Revisits of every known URL (mode ``all``, so all of them are due) hit a
+    port nothing listens on. The crawl must finish ok well inside its
+    timeout, say once that the host is down, and mark nothing removed.
+    """
+    root = work / "moved-host"
+    root.mkdir()
+    state = root / "state"
+    env = nv_env(work, state, str(root / "archive"), sites="sites-small",
+                 extra={"NEWSVAULT_REVISIT_MODE": "all"})
+
+    def crawl(url: str, tag: str) -> tuple[dict[str, Any], ChildResult]:
+        path = root / f"{tag}.json"
+        result = nv(["crawl", "sample", "--start-url", url, "--json-summary", str(path), "--no-progress"], env, root,
+                    timeout=600)
+        return ({**read_json(path), "exit": result.returncode} if path.exists() else {"exit": result.returncode}), result
+
+    with SampleSiteProcess(articles, tick=1) as old:
+        first, _ = crawl(old.base_url + "/", "first")
+        old_prefix = old.base_url + "/"
+    with SampleSiteProcess(articles, tick=1) as new:
+        moved, result = crawl(new.base_url + "/", "moved")
+    stats = moved.get("stats", {})
+    from pipelines.state import revisit_records
+
+    old_records = [r for r in revisit_records(state, "sample") if r.url.startswith(old_prefix)]
+    return {
+        "known": len(old_records),
+        "first_status": first.get("status"),
+        "status": moved.get("status"),
+        "exit": moved.get("exit"),
+        "wall_seconds_crawl": result.wall_seconds,
+        "timed_out": int(result.timed_out),
+        "revisits_due": stats.get("newsvault/revisit/due", 0),
+        "revisits_requested": stats.get("newsvault/revisit/requested", 0),
+        "hosts_down": stats.get("newsvault/revisit/hosts_down", 0),
+        "down_warnings": result.stderr.count("did not answer"),
+        "removed": stats.get("newsvault/removed", 0),
+        "records_removed": sum(r.removed_at is not None for r in old_records),
+        "tracebacks": int(uncaught_traceback(result.stderr)),
+    }
+
+
 # --- (j) two writers: a copied state dir writing the same archive ---------------------------
 def drill_two_writers(work: Path, server: Any, site_url: str) -> dict[str, Any]:
     backends = ["local"] + (["s3"] if server is not None else [])
@@ -1759,6 +1805,7 @@ ALL_DRILLS = (
     "regex",
     "secrets",
     "config",
+    "moved-host",
 )
 S3_DRILLS = {"kills", "s3", "overwrite", "prune-race", "two-writers", "secrets"}
 # Site sizes: the small site serves the daemons, the site-down runs and the two writers.
@@ -1860,6 +1907,8 @@ def main(argv: list[str] | None = None) -> int:
                       args.ctrl_c or (2 if quick else 5), args.disk_runs or 1, args.seed)
             if "down-runs" in only:
                 timed("down_runs", drill_down_runs, work, small.base_url, args.down_runs or (6 if quick else 12))
+            if "moved-host" in only:
+                timed("moved_host", drill_moved_host, work, 200 if quick else 1000)
             if "fresh-starts" in only:
                 timed("fresh_starts", drill_fresh_starts, work, work / "sites-small",
                       args.fresh_starts or (10 if quick else 50), args.fresh_parallel)
@@ -2107,6 +2156,17 @@ def report_truth(results: dict[str, Any]) -> None:
         check_row(table, "tracebacks (crawls: uncaught; restore, prune: any)", d["tracebacks"])
         check_row(table, "good kept only for revisit records", len(d["kept_for_revisits"]), "-")
         check_row(table, "failed snapshots kept after prune (newer than the oldest kept good)", d["down_kept"], "-")
+        print(table.render())
+    if "moved_host" in results and "known" in results["moved_host"]:
+        m = results["moved_host"]
+        print(f"(n) moved host: {m['known']} known articles on a port that stopped answering, revisited in mode "
+              f"all from the site on a new port; crawl {m['wall_seconds_crawl']:.1f} s, {_wall(m)}")
+        table = Table(["check", "value", "target", "verdict"])
+        check_row(table, "crawl not ok (or timed out)", int(m["status"] != "ok" or m["exit"] != 0) + m["timed_out"])
+        check_row(table, "articles marked removed for no answer", m["removed"] + m["records_removed"])
+        check_row(table, "\"host down\" reported", m["down_warnings"], 1)
+        check_row(table, "revisits sent of those due", f"{m['revisits_requested']} of {m['revisits_due']}", "-")
+        check_row(table, "tracebacks", m["tracebacks"])
         print(table.render())
     if "two_writers" in results and "rows" in results["two_writers"]:
         t = results["two_writers"]

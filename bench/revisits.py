@@ -30,6 +30,7 @@ run period (edits whose deadline falls after the week are not judged).
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -43,12 +44,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import Table, verdict, write_json  # noqa: E402
+from common import Table, verdict, write_json
 
-from newsvault.revisit import RevisitPolicy, plan_revisits  # noqa: E402
-from pipelines.state import SQLiteStateStore  # noqa: E402
-from samplesite.edits import TimedEdit  # noqa: E402
-from samplesite.model import PAGE_SIZE, TICK, SampleSite, iso_utc  # noqa: E402
+from newsvault.revisit import RevisitPolicy, plan_revisits
+from pipelines.state import SQLiteStateStore
+from samplesite.edits import TimedEdit
+from samplesite.model import PAGE_SIZE, TICK, SampleSite, iso_utc
 
 SITE = "sample"
 RUN_EVERY = timedelta(minutes=30)
@@ -158,7 +159,7 @@ class EditOutcome:
 def last_change_seen(world: World, side: Side, article_id: int, before: datetime) -> datetime:
     """The last change this side's fetches saw before ``before``, else publication (if not after the first fetch)."""
     fetches = [f for f in side.fetches.get(article_id, []) if f.at < before]
-    seen = [b.at for a, b in zip(fetches, fetches[1:]) if b.version != a.version]
+    seen = [b.at for a, b in itertools.pairwise(fetches) if b.version != a.version]
     if seen:
         return seen[-1]
     published = world.site.published_at(article_id)

@@ -208,7 +208,7 @@ def parse_time(value: str | None) -> datetime | None:
     """A stored ISO 8601 time (``...Z`` or with an offset) as an aware UTC datetime; None stays None."""
     if not value:
         return None
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(value)  # "...Z" too, since Python 3.11
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
@@ -334,11 +334,27 @@ class QueueSummary:
         }
 
 
+@dataclass
+class _Slot:
+    articles: int = 0
+    due_now: int = 0
+    next_due: datetime | None = None
+
+    def add(self, when: datetime, now: datetime) -> None:
+        self.articles += 1
+        self.due_now += when <= now
+        if self.next_due is None or when < self.next_due:
+            self.next_due = when
+
+    def summary(self, label: str) -> TierSummary:
+        return TierSummary(label, self.articles, self.due_now, self.next_due)
+
+
 def summarise(records: Iterable[RevisitRecord], now: datetime, policy: RevisitPolicy, *, upcoming: int = 10) -> QueueSummary:
     """The queue as the policy sees it at ``now``: per tier, how many are due and when the next one is."""
-    counts = [[0, 0, None] for _ in policy.tiers]
-    gone: list[Any] = [0, 0, None]
-    dropped = unreachable = articles = due_now = 0
+    tiers = [_Slot() for _ in policy.tiers]
+    gone = _Slot()
+    dropped = unreachable = articles = 0
     schedule: list[tuple[datetime, str]] = []
     for record in records:
         articles += 1
@@ -346,15 +362,9 @@ def summarise(records: Iterable[RevisitRecord], now: datetime, policy: RevisitPo
         if when is None:
             dropped += 1
             continue
-        if record.failures:
-            unreachable += 1
-        slot = gone if record.removed_at is not None else counts[policy.tier_index(record.quiet_at_check)]
-        slot[0] += 1
-        if when <= now:
-            slot[1] += 1
-            due_now += 1
-        if slot[2] is None or when < slot[2]:
-            slot[2] = when
+        unreachable += record.failures > 0
+        slot = gone if record.removed_at is not None else tiers[policy.tier_index(record.quiet_at_check)]
+        slot.add(when, now)
         schedule.append((when, record.url))
     schedule.sort()
     gone_label = f"gone ({policy.gone_rechecks} rechecks, every {format_duration(policy.gone_interval)})"
@@ -362,9 +372,9 @@ def summarise(records: Iterable[RevisitRecord], now: datetime, policy: RevisitPo
         now=now,
         policy=policy,
         articles=articles,
-        due_now=due_now,
-        tiers=[TierSummary(t.label, c[0], c[1], c[2]) for t, c in zip(policy.tiers, counts, strict=True)],
-        gone=TierSummary(gone_label, gone[0], gone[1], gone[2]),
+        due_now=sum(slot.due_now for slot in (*tiers, gone)),
+        tiers=[slot.summary(t.label) for t, slot in zip(policy.tiers, tiers, strict=True)],
+        gone=gone.summary(gone_label),
         dropped=dropped,
         unreachable=unreachable,
         next_due=[item for item in schedule if item[0] > now][:upcoming],

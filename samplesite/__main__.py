@@ -13,7 +13,13 @@ import sys
 import threading
 from datetime import UTC, datetime
 
-from samplesite.model import DEFAULT_CLOCK, DEFAULT_OVERSIZE_BYTES, DEFAULT_THREADS, EDIT_MODELS, SampleSite
+from samplesite.model import (
+    DEFAULT_CLOCK,
+    DEFAULT_OVERSIZE_BYTES,
+    DEFAULT_THREADS,
+    EDIT_MODELS,
+    SampleSite,
+)
 from samplesite.server import SiteServer
 
 logger = logging.getLogger(__name__)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import scrapy
 from parsel import Selector
@@ -16,7 +17,6 @@ from scrapy.http import Response, TextResponse
 from scrapy.utils.gz import gunzip
 from scrapy.utils.misc import load_object
 from scrapy.utils.sitemap import Sitemap
-from urllib.parse import urlsplit
 
 from newsvault.revisit import DueArticle, HostWatch, RevisitPolicy, RevisitRecord, plan_revisits
 from spiders.base import ProfileSpider, failure_kind, url_key

@@ -8,7 +8,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from newsvault.errors import ConfigError, UnknownSiteError
+from newsvault.errors import UnknownSiteError
 from newsvault.names import KINDS
 from scheduler.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, archive_option, config_from_args
 
@@ -145,7 +145,8 @@ def cmd_revisits(args: argparse.Namespace) -> int:
     from scheduler.revisits import revisit_queue
 
     if args.next < 0:
-        raise ConfigError(f"--next must be 0 or more, got {args.next}")
+        print(f"newsvault: error: --next must be 0 or more, got {args.next}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         queue = revisit_queue(config_from_args(args), args.site, upcoming=args.next)
     except UnknownSiteError as exc:
