@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -200,6 +201,14 @@ def test_killed_crawl_is_salvaged_by_push(newsvault_cli: NewsvaultRunner, sample
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     assert partial, "the crawl never started writing"
+    # The sidecar outlives the crawl by a moment, still holding the snapshot dir's
+    # lock, and a push leaves a locked (live) dir alone: wait for the lock to go.
+    from archive.spool import try_lock
+
+    while (fd := try_lock(partial[0])) is None and time.monotonic() < deadline + 30:
+        time.sleep(0.05)
+    assert fd is not None, "the snapshot dir stayed locked after the crawl was killed"
+    os.close(fd)
     assert json.loads(newsvault_cli("snapshots", "--json").stdout)[0]["state"] == "partial-in-spool"
     push = newsvault_cli("push")
     assert push.returncode == 0, push.stderr + push.stdout
