@@ -24,6 +24,7 @@ from archive.index import DigestIndex
 from archive.staging import Staging
 from archive.warc import request_headers, response_headers
 from newsvault.outcome import snapshot_status
+from newsvault.run_health import HEALTH_STAT, health_figures
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,9 @@ class SnapshotExtension:
     def close(self, finish_reason: str) -> None:
         if self.staging is None:
             return
-        stats = self.stats.get_stats() if self.stats is not None else {}
+        stats = dict(self.stats.get_stats()) if self.stats is not None else {}
+        # The run-health figures, so the snapshot itself says how the run looked.
+        stats[HEALTH_STAT] = health_figures(stats, self.staging.kind)
         try:
             try:
                 manifest = self.staging.finalise(

@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from newsvault import __version__
 from newsvault.errors import ConfigError
@@ -38,6 +46,7 @@ from newsvault.revisit import (
     parse_duration,
     parse_tiers,
 )
+from newsvault.run_health import HealthPolicy
 from newsvault.tomlfile import read_toml
 
 DEFAULT_CONFIG_FILE = "newsvault.toml"
@@ -183,6 +192,62 @@ class RevisitConfig(_Section):
         return RevisitPolicy.from_mapping(values)
 
 
+_HEALTH = HealthPolicy()
+
+
+class HealthConfig(_Section):
+    """Run-health checks: each run against the median of the job's last good runs (newsvault/run_health.py)."""
+
+    enabled: bool = Field(_HEALTH.enabled, description="false: no run is ever degraded")
+    baseline_runs: int = Field(_HEALTH.baseline_runs, ge=1, le=1000, description="good runs the median is taken over")
+    min_baseline_runs: int = Field(_HEALTH.min_baseline_runs, ge=1, le=1000,
+                                   description="good runs needed before the relative checks apply")
+    max_share_drop: float = Field(_HEALTH.max_share_drop, gt=0, le=1,
+                                  description="a coverage or body-from-selectors share falling this much below the median")
+    max_ban_share: float = Field(_HEALTH.max_ban_share, gt=0, le=1, description="share of 403/429/503 responses")
+    min_items_share: float = Field(_HEALTH.min_items_share, ge=0, le=1,
+                                   description="articles (entries) below this fraction of the median")
+    min_body_coverage: float = Field(_HEALTH.min_body_coverage, ge=0, le=1,
+                                     description="bodies and titles on at least this share of articles, always")
+
+    @model_validator(mode="after")
+    def _baseline(self) -> HealthConfig:
+        if self.min_baseline_runs > self.baseline_runs:
+            raise ValueError("min_baseline_runs must not exceed baseline_runs")
+        return self
+
+    def policy(self) -> HealthPolicy:
+        return HealthPolicy(**self.model_dump())
+
+
+class AlertsConfig(_Section):
+    """Where a job's first degraded run and its recovery are announced; secrets only from the environment."""
+
+    webhook_url: str | None = Field(None, description="JSON POST here (token: $NEWSVAULT_ALERT_WEBHOOK_TOKEN)")
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    webhook_retries: int = Field(3, ge=0, le=20, description="more attempts after a failed one")
+    smtp_host: str | None = Field(None, description="mail through this server (password: $NEWSVAULT_ALERT_SMTP_PASSWORD)")
+    smtp_port: int = Field(25, gt=0, le=65535)
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_timeout_seconds: float = Field(30.0, gt=0, le=300)
+    mail_from: str = "newsvault@localhost"
+    mail_to: list[str] = []
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _mail(self) -> AlertsConfig:
+        if self.smtp_host and not self.mail_to:
+            raise ValueError("smtp_host is set but mail_to names no recipient")
+        return self
+
+
 class DaemonConfig(_Section):
     """The scheduler daemon."""
 
@@ -230,6 +295,8 @@ class Config(_Section):
     sites: SitesConfig = SitesConfig()
     crawl: CrawlConfig = CrawlConfig()
     revisit: RevisitConfig = RevisitConfig()
+    health: HealthConfig = HealthConfig()
+    alerts: AlertsConfig = AlertsConfig()
     daemon: DaemonConfig = DaemonConfig()
     # schedules[site][kind]; merged over the schedule a site profile declares.
     schedules: dict[str, dict[Kind, ScheduleConfig]] = {}

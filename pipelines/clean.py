@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from newsvault import SCHEMA_VERSION
+from pipelines.coverage import count_article
 from pipelines.parse.attribution import (
     compile_reply_patterns,
     find_source_name,
@@ -157,6 +158,7 @@ class CleanPipeline:
         for key in ("duplicate_of", "near_duplicate_of"):
             if raw.get(key):
                 clean[key] = raw[key]
+        count_article(self.stats, clean, raw.get("_extraction"))
         return clean
 
     # --- discussion entries --------------------------------------------------

@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="size of the oversize fault page (default 12 MiB)")
     parser.add_argument("--edits", choices=EDIT_MODELS, default="ticks",
                         help="ticks: one edit per tick (default); realistic: timed edits, mostly hours after publication")
+    parser.add_argument("--redesign-from-tick", type=int, metavar="T",
+                        help="from tick T the article markup changes (the sample profile's selectors miss)")
+    parser.add_argument("--ban-from-tick", type=int, metavar="T", help="from tick T most deep pages answer 403/429")
+    parser.add_argument("--empty-from-tick", type=int, metavar="T",
+                        help="from tick T the front page, sections, RSS and sitemaps list nothing")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     return parser
 
@@ -71,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"samplesite: {exc}", file=sys.stderr)
         return 2
+    site.redesign_from_tick, site.ban_from_tick = args.redesign_from_tick, args.ban_from_tick
+    site.empty_from_tick = args.empty_from_tick
     server = SiteServer(site, host=args.host, port=args.port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -178,6 +178,12 @@ class SampleSite:
         if edits not in EDIT_MODELS:
             raise ValueError(f"edits must be one of {', '.join(EDIT_MODELS)}, got {edits!r}")
         self.edit_model = edits
+        # Switches for run-health tests, each on from a tick (None: off): the
+        # article markup changes, deep pages answer 403/429, the listings
+        # (front page, sections, RSS, sitemaps) list nothing.
+        self.redesign_from_tick: int | None = None
+        self.ban_from_tick: int | None = None
+        self.empty_from_tick: int | None = None
         self.articles = articles
         self.seed = seed
         self.clock = clock.astimezone(UTC).replace(second=0, microsecond=0)
@@ -352,6 +358,15 @@ class SampleSite:
         self._replay(self._tick)
         edits = self._edits_until(article_id, self._tick)
         return iso_utc(edits[-1].at if edits else self._published(article_id))
+
+    def redesigned(self) -> bool:
+        return self.redesign_from_tick is not None and self._tick >= self.redesign_from_tick
+
+    def banned(self) -> bool:
+        return self.ban_from_tick is not None and self._tick >= self.ban_from_tick
+
+    def lists_nothing(self) -> bool:
+        return self.empty_from_tick is not None and self._tick >= self.empty_from_tick
 
     def published_at(self, article_id: int) -> datetime:
         """When the article was published (UTC), without generating it."""

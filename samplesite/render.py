@@ -64,6 +64,10 @@ def render(site: SampleSite, path: str, query: str = "") -> Response:
     """Route one GET request to its page."""
     params = {k: v[-1] for k, v in parse_qs(query).items()}
     page = _page_param(params)
+    if site.banned() and _ban_hits(path):
+        # A ban that spares the entry pages: deep pages answer 403 or 429.
+        status = 403 if zlib.crc32(path.encode()) % 2 else 429
+        return _html(f"<html><body><h1>{status}</h1><p>Access denied.</p></body></html>", status)
     if path == "/":
         return _listing(site, None, page)
     if path == "/robots.txt":
@@ -105,6 +109,16 @@ def render(site: SampleSite, path: str, query: str = "") -> Response:
     if path == "/faults/big-10mb.html":
         return _filler(BIG_FAULT_BYTES)
     return _not_found()
+
+
+_ENTRY_PATHS = ("/", "/robots.txt", "/rss.xml", "/sitemap.xml", "/discussions/")
+
+
+def _ban_hits(path: str) -> bool:
+    """Nine deep pages in ten (by a hash of the path, so the same ones every time)."""
+    if path in _ENTRY_PATHS or _SECTION.match(path) or _SITEMAP.match(path):
+        return False
+    return zlib.crc32(path.encode()) % 10 != 0
 
 
 def date_header(site: SampleSite) -> str:
@@ -196,8 +210,8 @@ def _pagination(prefix: str, page: int, pages: int) -> str:
 
 def _listing(site: SampleSite, section: str | None, page: int) -> Response:
     try:
-        ids = site.listing(page, section)
-        pages = site.page_count(section)
+        ids = [] if site.lists_nothing() else site.listing(page, section)
+        pages = 1 if site.lists_nothing() else site.page_count(section)
     except KeyError:
         return _not_found()
     if not ids and page > 1:
@@ -327,6 +341,8 @@ def _article_page(site: SampleSite, a: Article, *, printable: bool = False,
     title = escape(a.title, quote=False)
     lead = escape(a.lead, quote=False)
     visible_date = a.published.astimezone(SITE_TZ).strftime("%d.%m.%Y %H:%M")
+    # The redesigned template dropped the structured data too.
+    ld_script = "" if site.redesigned() else f'<script type="application/ld+json">{ld_text}</script>'
     head = (
         f'<!DOCTYPE html><html lang="{a.language}"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -340,7 +356,7 @@ def _article_page(site: SampleSite, a: Article, *, printable: bool = False,
         f'<meta name="description" content="{escape(a.lead)}">'
         f'<meta property="article:published_time" content="{published}">'
         f'<meta property="article:modified_time" content="{modified}">'
-        f'<script type="application/ld+json">{ld_text}</script>'
+        f"{ld_script}"
         f"{_head_common()}</head>"
     )
     if malformed:
@@ -400,6 +416,8 @@ def _article_page(site: SampleSite, a: Article, *, printable: bool = False,
         f'<div class="tags"><span class="tags-label">The news mentions</span><ul>{tags}</ul></div>'
         "</article>"
     )
+    if site.redesigned():
+        article = _redesigned(article)
     main = (
         f"<main>{article}"
         '<div class="comment-prompt">Do you want to leave a comment? '
@@ -410,6 +428,23 @@ def _article_page(site: SampleSite, a: Article, *, printable: bool = False,
     sidebar = "" if printable else _sidebar(site)
     body_class = ' class="print"' if printable else ""
     return f"{head}<body{body_class}>{_nav()}{main}{sidebar}{_FOOTER}</body></html>"
+
+
+# The redesign: the same content in new markup, so the sample profile's selectors
+# (all under <article>) miss and only the fallbacks find a body.
+_REDESIGN = (
+    ('<article class="article"', '<div class="story"'), ("</article>", "</div>"),
+    ('class="article-title"', 'class="story__headline"'), ('class="article-meta"', 'class="story__info"'),
+    ('class="published"', 'class="story__date"'), ('class="author"', 'class="story__byline"'),
+    ('class="article-lead"', 'class="story__lead"'), ('class="article-body"', 'class="story__text"'),
+    ('class="tags"', 'class="story__topics"'),
+)
+
+
+def _redesigned(article: str) -> str:
+    for old, new in _REDESIGN:
+        article = article.replace(old, new)
+    return article
 
 
 def _malformed_paragraph(text: str, index: int) -> str:
@@ -432,7 +467,7 @@ def _tag_slug(tag: str) -> str:
 
 def _rss(site: SampleSite) -> str:
     items = []
-    for article_id in site.listing(1, size=RSS_ITEMS):
+    for article_id in [] if site.lists_nothing() else site.listing(1, size=RSS_ITEMS):
         a = site.article(article_id)
         url = site.canonical_url(article_id)
         items.append(
@@ -472,7 +507,7 @@ def _sitemap(site: SampleSite, number: int) -> Response:
     urls = "".join(
         f"<url><loc>{site.canonical_url(i)}</loc><lastmod>{site.lastmod(i)}</lastmod></url>"
         for i in range(last, first - 1, -1)
-        if site.is_live(i)
+        if site.is_live(i) and not site.lists_nothing()
     )
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>'

@@ -23,7 +23,9 @@ from typing import Any
 from newsvault.sqlite import connect_wal
 
 # partial: the crawl stopped early (or was interrupted) and its snapshot says partial.
-FINAL_STATUSES = ("ok", "partial", "failed", "timeout", "missed", "skipped-overlap")
+# degraded: it succeeded, but its health figures fail a check against the job's
+# own good runs (newsvault/run_health.py); the reasons are in `health`.
+FINAL_STATUSES = ("ok", "degraded", "partial", "failed", "timeout", "missed", "skipped-overlap")
 INTERRUPTED_ERROR = "daemon stopped during the run"
 
 _SCHEMA = """
@@ -43,7 +45,8 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     log_path TEXT,
     owner_pid INTEGER,
-    owner_started REAL
+    owner_started REAL,
+    health TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_job_started ON runs (job_id, started_at);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
@@ -91,6 +94,12 @@ class RunRecord:
     snapshot_state: str | None = None
     error: str | None = None
     log_path: str | None = None
+    # {"figures": {...}, "reasons": ["..."], "baseline_runs": n}; None before the checks ran.
+    health: dict[str, Any] | None = None
+
+    @property
+    def reasons(self) -> list[str]:
+        return list((self.health or {}).get("reasons") or [])
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,6 +145,9 @@ class SQLiteRunHistory:
         # rarely, and SQLite serialises writers anyway.
         self._conn = connect_wal(self.path, check_same_thread=False, isolation_level=None,
                                  synchronous="NORMAL", schema=_SCHEMA)
+        # A history written before the health checks gains their column.
+        if "health" not in {row[1] for row in self._conn.execute("PRAGMA table_info(runs)")}:
+            self._conn.execute("ALTER TABLE runs ADD COLUMN health TEXT")
         self._conn.row_factory = sqlite3.Row
         self._owner = (os.getpid(), _own_start_time())
 
@@ -180,16 +192,37 @@ class SQLiteRunHistory:
         snapshot_id: str | None = None,
         snapshot_state: str | None = None,
         error: str | None = None,
+        health: dict[str, Any] | None = None,
     ) -> None:
         if status not in FINAL_STATUSES:
             raise ValueError(f"not a final status: {status!r}")
         with self._tx() as conn:
             conn.execute(
                 "UPDATE runs SET status=?, finished_at=?, counts=?, snapshot_id=?,"
-                " snapshot_state=?, error=? WHERE run_id=?",
+                " snapshot_state=?, error=?, health=? WHERE run_id=?",
                 (status, iso(utcnow()), json.dumps(counts or {}), snapshot_id, snapshot_state,
-                 error, run_id),
+                 error, json.dumps(health) if health is not None else None, run_id),
             )
+
+    def good_figures(self, job_id: str, limit: int) -> list[dict[str, float]]:
+        """The health figures of the job's latest ``limit`` good (ok) runs, newest first: the checks' baseline."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT health FROM runs WHERE job_id=? AND status='ok' AND health IS NOT NULL"
+                " ORDER BY COALESCE(started_at, planned_at) DESC, run_id DESC LIMIT ?", (job_id, int(limit)),
+            ).fetchall()
+        return [dict(json.loads(r["health"]).get("figures") or {}) for r in rows]
+
+    def previous_verdict(self, job_id: str, run_id: str) -> str | None:
+        """``ok`` or ``degraded``: the health verdict of the job's last judged run before ``run_id``."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT status FROM runs WHERE job_id=? AND run_id != ? AND status IN"
+                " ('ok', 'degraded') AND started_at <="
+                " (SELECT started_at FROM runs WHERE run_id=?)"
+                " ORDER BY started_at DESC, run_id DESC LIMIT 1", (job_id, run_id, run_id),
+            ).fetchone()
+        return row["status"] if row else None
 
     def get(self, run_id: str) -> RunRecord | None:
         with self._lock:
@@ -226,6 +259,26 @@ class SQLiteRunHistory:
                 " ORDER BY COALESCE(finished_at, planned_at) DESC LIMIT 1)"
             ).fetchall()
         return {r["job_id"]: _to_record(r) for r in rows}
+
+    def last_judged_runs(self) -> dict[str, RunRecord]:
+        """The latest run of each job that the health checks judged (ok or degraded, with figures)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM runs r WHERE run_id = (SELECT run_id FROM runs r2 WHERE r2.job_id = r.job_id"
+                " AND r2.status IN ('ok', 'degraded') AND r2.health IS NOT NULL"
+                " ORDER BY COALESCE(r2.started_at, r2.planned_at) DESC, r2.run_id DESC LIMIT 1)"
+            ).fetchall()
+        return {r["job_id"]: _to_record(r) for r in rows}
+
+    def degraded_counts(self) -> dict[tuple[str, str], int]:
+        """{(job_id, figure that failed its check): degraded runs}."""
+        counts: dict[tuple[str, str], int] = {}
+        with self._lock:
+            rows = self._conn.execute("SELECT job_id, health FROM runs WHERE status='degraded'").fetchall()
+        for row in rows:
+            for figure in (json.loads(row["health"] or "{}").get("failed") or []):
+                counts[(row["job_id"], figure)] = counts.get((row["job_id"], figure), 0) + 1
+        return counts
 
     def status_counts(self) -> dict[tuple[str, str], int]:
         """{(job_id, status): runs} over every row."""
@@ -276,6 +329,7 @@ def _to_record(row: sqlite3.Row) -> RunRecord:
         started_at=row["started_at"], finished_at=row["finished_at"],
         counts=json.loads(row["counts"] or "{}"), snapshot_id=row["snapshot_id"],
         snapshot_state=row["snapshot_state"], error=row["error"], log_path=row["log_path"],
+        health=json.loads(row["health"]) if row["health"] else None,
     )
 
 

@@ -17,9 +17,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from newsvault.errors import NewsvaultError
 from scheduler.history import RunRecord, SQLiteRunHistory, iso, new_run_id, open_history, utcnow
 from scheduler.launcher import CrawlOptions, Launcher, crawl_command, prune_logs
 from scheduler.lock import job_lock
+from scheduler.run_checks import announce_transition, assess, load_job_config
 from scheduler.schedules import job_id as make_job_id
 
 log = logging.getLogger(__name__)
@@ -213,18 +215,34 @@ def _run(
                 error = f"crawl exited with code {result.returncode}"
                 if not result.summary:
                     error += " and wrote no summary (see the log)"
+        config = health = None
+        if status in ("ok", "partial") and isinstance(summary.get("stats"), dict):
+            # Succeeded: is it also right? (the figures against the job's own good runs)
+            try:
+                config = load_job_config(config_file, state_dir)
+                assessment = assess(history, jid, site, kind, summary["stats"], config)
+            except NewsvaultError as exc:  # the run itself is done: record it, unjudged
+                log.error("health checks of run %s skipped: %s", run_id, exc)
+            else:
+                health = assessment.as_health()
+                if assessment.degraded and status == "ok":
+                    status = "degraded"
         history.finish_run(run_id, status=status, counts=counts,
                            snapshot_id=summary.get("snapshot_id"),
-                           snapshot_state=summary.get("snapshot_state"), error=error)
+                           snapshot_state=summary.get("snapshot_state"), error=error, health=health)
+        reasons = (health or {}).get("reasons") or []
         log.info(
-            "run finished %s [%s] run %s: %s in %.1fs, %s, snapshot %s (%s)%s",
+            "run finished %s [%s] run %s: %s in %.1fs, %s, snapshot %s (%s)%s%s",
             jid, trigger, run_id, status, result.duration_seconds,
             " ".join(f"{k}={v}" for k, v in counts.items()) or "no counts",
             summary.get("snapshot_id") or "-", summary.get("snapshot_state") or "-",
-            f": {error}" if error else "",
+            f": {error}" if error else "", f"; degraded: {'; '.join(reasons)}" if reasons else "",
         )
         prune_logs(log_dir)
-        return _as_dict(history, run_id)
+        finished = history.get(run_id)
+        if finished is not None and config is not None:
+            announce_transition(history, finished, config)
+        return finished.to_json() if finished else None
     finally:
         lock.release()
 

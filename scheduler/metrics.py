@@ -81,6 +81,19 @@ class HistoryCollector:
             duration.add_metric([job], buckets, sum(durations))
         yield from (last_ok, items, size, duration)
 
+        # Run health: the latest judged run's figures, and degraded runs by the figure that failed.
+        figures = GaugeMetricFamily("newsvault_run_health", "Health figures of the latest judged run of a job",
+                                    labels=["job", "figure"])
+        for job, run in sorted(self.history.last_judged_runs().items()):
+            for name, value in sorted(((run.health or {}).get("figures") or {}).items()):
+                figures.add_metric([job, name], float(value))
+        yield figures
+        degraded = CounterMetricFamily("newsvault_degraded_runs", "Degraded runs by job and failed check",
+                                       labels=["job", "reason"])
+        for (job, reason), n in sorted(self.history.degraded_counts().items()):
+            degraded.add_metric([job, reason], n)
+        yield degraded
+
         if self.running_crawls is not None:
             yield GaugeMetricFamily("newsvault_running_crawls", "Crawl processes running now",
                                     value=self.running_crawls())

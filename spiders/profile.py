@@ -23,6 +23,7 @@ from newsvault.errors import ProfileError, UnknownSiteError
 from newsvault.names import SITE_NAME_PATTERN, Kind
 from newsvault.regex import check_safe, compile_safe
 from newsvault.revisit import RevisitPolicy, parse_duration, parse_tiers
+from newsvault.run_health import HealthPolicy
 from newsvault.tomlfile import read_toml
 
 ARTICLE_FIELDS = (
@@ -242,6 +243,21 @@ class RevisitProfileConfig(_Model):
         return policy.with_overrides(self.model_dump())
 
 
+class HealthProfileConfig(_Model):
+    """A site's own run-health thresholds, laid over the config's [health] (each key optional)."""
+
+    enabled: bool | None = None
+    baseline_runs: int | None = Field(None, ge=1, le=1000)
+    min_baseline_runs: int | None = Field(None, ge=1, le=1000)
+    max_share_drop: float | None = Field(None, gt=0, le=1)
+    max_ban_share: float | None = Field(None, gt=0, le=1)
+    min_items_share: float | None = Field(None, ge=0, le=1)
+    min_body_coverage: float | None = Field(None, ge=0, le=1)
+
+    def over(self, policy: HealthPolicy) -> HealthPolicy:
+        return policy.with_overrides(self.model_dump())
+
+
 class SchedulesConfig(_Model):
     articles: ScheduleConfig | None = None
     discussions: ScheduleConfig | None = None
@@ -264,6 +280,7 @@ class SiteProfile(_Model):
     reply_pattern: str | None = None
     limits: LimitsConfig = LimitsConfig()
     revisit: RevisitProfileConfig = RevisitProfileConfig()
+    health: HealthProfileConfig = HealthProfileConfig()
     schedule: SchedulesConfig = SchedulesConfig()
 
     @field_validator("timezone")

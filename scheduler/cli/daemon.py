@@ -41,6 +41,16 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.set_defaults(handler=cmd_runs)
 
     p = subparsers.add_parser(
+        "health", parents=[common], formatter_class=fmt, help="show each job's run-health figures",
+        description="Show the latest judged run of each job: its health figures beside the median of the "
+        "job's good runs, and why it is degraded if it is.",
+        epilog="Example: newsvault health sample --json",
+    )
+    p.add_argument("site", nargs="?", help="only this site")
+    p.add_argument("--json", action="store_true", help="one JSON object per job")
+    p.set_defaults(handler=cmd_health)
+
+    p = subparsers.add_parser(
         "jobs", parents=[common], formatter_class=fmt, help="show scheduled jobs",
         description="Show each job's schedule and next run time, from the config and the job store.",
         epilog="Example: newsvault jobs --json",
@@ -103,14 +113,43 @@ def cmd_runs(args: argparse.Namespace) -> int:
         else:
             counts = " ".join(f"{k}={v}" for k, v in run.counts.items())
             snapshot = f"{run.snapshot_id} ({run.snapshot_state or '-'})" if run.snapshot_id else "-"
+            why = run.error or "; ".join(run.reasons if run.status == "degraded" else [])
             print(f"{run.planned_at or '-':27} {run.job_id:22} {run.trigger:9} {run.status:15} "
-                  f"{snapshot:36} {counts}{'  ' + run.error if run.error else ''}")
+                  f"{snapshot:36} {counts}{'  ' + why if why else ''}")
     if not args.json:
         # What the rows cannot say: snapshots still waiting for the archive, and why.
         note = ArchiveHealth(state_dir=config.state_dir, spool_dir=config.spool_dir,
                              archive_url=config.archive.url).summary_line()
         if note:
             print(f"archive: {note}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from newsvault.run_health import label, show
+    from scheduler.history import open_history
+    from scheduler.run_checks import job_health
+
+    config = config_from_args(args)
+    history = open_history(config.state_dir)
+    try:
+        jobs = job_health(history, config, site=args.site)
+    finally:
+        history.close()
+    if not jobs and not args.json:
+        print("no judged runs yet" + (f" of {args.site}" if args.site else ""), file=sys.stderr)
+    for job in jobs:
+        if args.json:
+            print(json.dumps(job.as_dict(), ensure_ascii=False))
+            continue
+        run = job.run
+        print(f"{run.job_id}: {run.status} (run {run.run_id}, finished {run.finished_at}); "
+              f"baseline: median of {job.baseline_runs} good runs")
+        for reason in run.reasons:
+            print(f"  ! {reason}")
+        for figure, value in job.figures.items():
+            usual = job.medians.get(figure)
+            print(f"  {label(figure):28} {show(figure, value):>9}   {show(figure, usual) if usual is not None else '-':>9}")
     return EXIT_OK
 
 
