@@ -27,13 +27,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import FAST_CRAWL_ENV, REPO_ROOT, Table, verdict, write_json  # noqa: E402
+from common import FAST_CRAWL_ENV, REPO_ROOT, Table, verdict, write_json
 
-from samplesite.model import SampleSite  # noqa: E402
-from samplesite.server import SiteServer  # noqa: E402
-from scheduler.history import open_history  # noqa: E402
-from scheduler.jobs import run_job  # noqa: E402
-from scheduler.run_checks import assess, load_job_config  # noqa: E402
+from samplesite.model import SampleSite
+from samplesite.server import SiteServer
+from scheduler.history import open_history
+from scheduler.jobs import run_job
+from scheduler.run_checks import assess, load_job_config
 
 SWITCHES = ("redesign_from_tick", "ban_from_tick", "empty_from_tick")
 
@@ -41,7 +41,7 @@ SWITCHES = ("redesign_from_tick", "ban_from_tick", "empty_from_tick")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50, help="normal runs of the soak (default 50)")
-    parser.add_argument("--articles", type=int, default=300, help="site size (default 300)")
+    parser.add_argument("--articles", type=int, default=100, help="site size (default 100)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     os.environ.update(FAST_CRAWL_ENV)

@@ -252,21 +252,19 @@ class SQLiteRunHistory:
 
     def last_runs(self) -> dict[str, RunRecord]:
         """The latest finished run of each job."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT * FROM runs r WHERE status != 'running' AND run_id = ("
-                " SELECT run_id FROM runs r2 WHERE r2.job_id = r.job_id AND r2.status != 'running'"
-                " ORDER BY COALESCE(finished_at, planned_at) DESC LIMIT 1)"
-            ).fetchall()
-        return {r["job_id"]: _to_record(r) for r in rows}
+        return self._latest_per_job("status != 'running'", "COALESCE(finished_at, planned_at) DESC")
 
     def last_judged_runs(self) -> dict[str, RunRecord]:
         """The latest run of each job that the health checks judged (ok or degraded, with figures)."""
+        return self._latest_per_job("status IN ('ok', 'degraded') AND health IS NOT NULL",
+                                    "COALESCE(started_at, planned_at) DESC, run_id DESC")
+
+    def _latest_per_job(self, where: str, order: str) -> dict[str, RunRecord]:
+        """Per job, its first row by ``order`` among those matching ``where`` (fixed SQL of this class)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT * FROM runs r WHERE run_id = (SELECT run_id FROM runs r2 WHERE r2.job_id = r.job_id"
-                " AND r2.status IN ('ok', 'degraded') AND r2.health IS NOT NULL"
-                " ORDER BY COALESCE(r2.started_at, r2.planned_at) DESC, r2.run_id DESC LIMIT 1)"
+                f"SELECT * FROM runs r WHERE run_id = (SELECT run_id FROM runs WHERE job_id = r.job_id"
+                f" AND {where} ORDER BY {order} LIMIT 1)"
             ).fetchall()
         return {r["job_id"]: _to_record(r) for r in rows}
 

@@ -50,7 +50,7 @@ def receivers() -> Iterator[tuple[Receivers, str, int]]:
     got = Receivers()
 
     class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             got.posts.append(json.loads(self.rfile.read(length)))
             got.headers.append(dict(self.headers))
@@ -61,7 +61,7 @@ def receivers() -> Iterator[tuple[Receivers, str, int]]:
             pass
 
     class Mailbox:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             got.mails.append(email.message_from_bytes(envelope.content))
             return "250 OK"
 
