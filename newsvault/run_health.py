@@ -70,6 +70,13 @@ def health_figures(stats: Mapping[str, Any], kind: str) -> dict[str, float]:
     figures["responses"] = responses
     for status in BAN_STATUSES:
         figures[f"responses_{status}"] = _int(stats, f"downloader/response_status_count/{status}") / responses if responses else 0.0
+    # Error answers other than a removal (404/410 on known articles are news, not errors).
+    errors = sum(v for k, v in stats.items() if k.startswith("downloader/response_status_count/")
+                 and k.rsplit("/", 1)[1][:1] in "45" and k.rsplit("/", 1)[1] not in ("404", "410")
+                 and isinstance(v, int))
+    figures["responses_error"] = errors / responses if responses else 0.0
+    figures["download_errors"] = _int(stats, "downloader/exception_count")
+    figures["items"] = _int(stats, "item_scraped_count")
     figures["robots_refused"] = _int(stats, "newsvault/pages/disallowed")
     elapsed = stats.get("elapsed_time_seconds")
     figures["pages_per_second"] = round(responses / elapsed, 2) if isinstance(elapsed, (int, float)) and elapsed > 0 else 0.0
@@ -94,6 +101,8 @@ def label(figure: str) -> str:
         return f"{figure.split('/', 1)[1]} coverage"
     if figure.startswith("body_from/"):
         return f"body from {figure.split('/', 1)[1]}"
+    if figure == "responses_error":
+        return "error responses"
     if figure.startswith("responses_"):
         return f"{figure.split('_', 1)[1]} responses"
     return figure.replace("_", " ")

@@ -236,15 +236,16 @@ def _run(
             jid, trigger, run_id, status, result.duration_seconds,
             " ".join(f"{k}={v}" for k, v in counts.items()) or "no counts",
             summary.get("snapshot_id") or "-", summary.get("snapshot_state") or "-",
-            f": {error}" if error else "", f"; degraded: {'; '.join(reasons)}" if reasons else "",
+            f": {error}" if error else "", f"; degraded: {'; '.join(reasons)}" if status == "degraded" else "",
         )
         prune_logs(log_dir)
         finished = history.get(run_id)
-        if finished is not None and config is not None:
-            announce_transition(history, finished, config)
-        return finished.to_json() if finished else None
     finally:
         lock.release()
+    # After the lock: a slow or retried alert delivery never holds up the job's next run.
+    if finished is not None and config is not None:
+        announce_transition(history, finished, config)
+    return finished.to_json() if finished else None
 
 
 def record_not_started(history: SQLiteRunHistory, *, run_id: str, job_id: str, trigger: str,

@@ -43,6 +43,9 @@ def test_figures_are_shares_of_articles_and_responses() -> None:
     assert figures["coverage/authors"] == 0.5 and figures["coverage/body"] == 1.0
     assert figures["body_from/selectors"] == 0.75 and figures["body_from/trafilatura"] == 0.25
     assert figures["responses_403"] == 0.25 and figures["pages_per_second"] == 12.0
+    errors = health_figures({**stats(), "downloader/response_status_count/500": 12,
+                             "downloader/response_status_count/404": 5, "item_scraped_count": 90}, "articles")
+    assert errors["responses_error"] == 0.1 and errors["items"] == 90  # a 404 is a removal, not an error
     discussions = health_figures({"newsvault/new/discussion": 5, "newsvault/unchanged/discussion": 7}, "discussions")
     assert discussions["discussion_entries"] == 12 and "coverage/body" not in discussions
 
