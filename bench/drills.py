@@ -1713,6 +1713,18 @@ def drill_moved_host(work: Path, articles: int) -> dict[str, Any]:
     }
 
 
+# --- (o) silent failures: runs that succeed but archive the wrong thing ---------------------
+def drill_silent_failures(normal_runs: int) -> dict[str, Any]:
+    """Normal runs, then a redesign, a ban and empty listings (each one run, then a normal one) via the job runner."""
+    from health import soak, verdicts
+
+    rows = soak(60, normal_runs)
+    false_alarms, missed, not_recovered = verdicts(rows)
+    return {"normal_runs": normal_runs, "false_alarms": false_alarms, "switched_not_degraded": missed,
+            "not_recovered": not_recovered,
+            "reasons": {r["phase"]: r["reasons"] for r in rows if r["phase"] in ("redesign", "ban", "empty")}}
+
+
 # --- (j) two writers: a copied state dir writing the same archive ---------------------------
 def drill_two_writers(work: Path, server: Any, site_url: str) -> dict[str, Any]:
     backends = ["local"] + (["s3"] if server is not None else [])
@@ -1806,6 +1818,7 @@ ALL_DRILLS = (
     "secrets",
     "config",
     "moved-host",
+    "silent-failures",
 )
 S3_DRILLS = {"kills", "s3", "overwrite", "prune-race", "two-writers", "secrets"}
 # Site sizes: the small site serves the daemons, the site-down runs and the two writers.
@@ -1907,6 +1920,8 @@ def main(argv: list[str] | None = None) -> int:
                       args.ctrl_c or (2 if quick else 5), args.disk_runs or 1, args.seed)
             if "down-runs" in only:
                 timed("down_runs", drill_down_runs, work, small.base_url, args.down_runs or (6 if quick else 12))
+            if "silent-failures" in only:
+                timed("silent_failures", drill_silent_failures, 5 if quick else 10)
             if "moved-host" in only:
                 timed("moved_host", drill_moved_host, work, 200 if quick else 1000)
             if "fresh-starts" in only:
@@ -2157,6 +2172,17 @@ def report_truth(results: dict[str, Any]) -> None:
         check_row(table, "good kept only for revisit records", len(d["kept_for_revisits"]), "-")
         check_row(table, "failed snapshots kept after prune (newer than the oldest kept good)", d["down_kept"], "-")
         print(table.render())
+    if "silent_failures" in results and "normal_runs" in results["silent_failures"]:
+        f = results["silent_failures"]
+        print(f"(o) silent failures: {f['normal_runs']} normal runs, then a redesign, a ban and empty listings, "
+              f"each followed by a normal run, {_wall(f)}")
+        table = Table(["check", "value", "target", "verdict"])
+        check_row(table, "normal runs not ok (false alarms)", f["false_alarms"])
+        check_row(table, "broken runs reported ok", f["switched_not_degraded"])
+        check_row(table, "runs after the fix not ok", f["not_recovered"])
+        print(table.render())
+        for phase, reasons in f["reasons"].items():
+            print(f"  {phase}: {'; '.join(reasons)}")
     if "moved_host" in results and "known" in results["moved_host"]:
         m = results["moved_host"]
         print(f"(n) moved host: {m['known']} known articles on a port that stopped answering, revisited in mode "

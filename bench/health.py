@@ -38,16 +38,11 @@ from scheduler.run_checks import assess, load_job_config
 SWITCHES = ("redesign_from_tick", "ban_from_tick", "empty_from_tick")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=50, help="normal runs of the soak (default 50)")
-    parser.add_argument("--articles", type=int, default=100, help="site size (default 100)")
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    args = parser.parse_args(argv)
+def soak(articles: int, runs: int) -> list[dict[str, Any]]:
+    """``runs`` normal runs one tick apart, then each switch for one run and a normal run after it."""
     os.environ.update(FAST_CRAWL_ENV)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-
-    site = SampleSite(args.articles)
+    site = SampleSite(articles)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="nv-health-") as tmp, SiteServer(site) as server:
         root = Path(tmp)
@@ -56,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         state, archive = root / "state", root / "archive"
         config = load_job_config(str(config_file), str(state))
 
-        def one(phase: str) -> dict[str, Any]:
+        def one(phase: str) -> None:
             started = time.perf_counter()
             row = run_job("sample", "articles", config_file=str(config_file), state_dir=str(state),
                           archive_url=str(archive), crawl_timeout=600, start_urls=[server.base_url + "/"],
@@ -71,14 +66,12 @@ def main(argv: list[str] | None = None) -> int:
                 check_seconds = time.perf_counter() - check_started
             finally:
                 history.close()
-            out = {"phase": phase, "tick": site.tick, "status": row["status"],
-                   "reasons": (row.get("health") or {}).get("reasons") or [], "wall_seconds": wall,
-                   "check_seconds": check_seconds}
-            rows.append(out)
-            print(f"  {phase} tick {site.tick}: {row['status']} {'; '.join(out['reasons'])}", file=sys.stderr)
-            return out
+            rows.append({"phase": phase, "tick": site.tick, "status": row["status"],
+                         "reasons": (row.get("health") or {}).get("reasons") or [], "wall_seconds": wall,
+                         "check_seconds": check_seconds})
+            print(f"  {phase} tick {site.tick}: {row['status']} {'; '.join(rows[-1]['reasons'])}", file=sys.stderr)
 
-        for _ in range(args.runs):
+        for _ in range(runs):
             one("normal")
             site.set_tick(site.tick + 1)
         for switch in SWITCHES:
@@ -86,22 +79,35 @@ def main(argv: list[str] | None = None) -> int:
             one(switch.removesuffix("_from_tick"))
             setattr(site, switch, None)
             one("after " + switch.removesuffix("_from_tick"))
+    return rows
 
-    normal = [r for r in rows if r["phase"] == "normal"]
-    false_alarms = sum(r["status"] != "ok" for r in normal)
+
+def verdicts(rows: list[dict[str, Any]]) -> tuple[int, int, int]:
+    """(normal runs not ok, switched runs not degraded, runs after a switch not ok)."""
+    return (sum(r["status"] != "ok" for r in rows if r["phase"] == "normal"),
+            sum(r["status"] != "degraded" for r in rows if r["phase"] in ("redesign", "ban", "empty")),
+            sum(r["status"] != "ok" for r in rows if r["phase"].startswith("after ")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50, help="normal runs of the soak (default 50)")
+    parser.add_argument("--articles", type=int, default=100, help="site size (default 100)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    rows = soak(args.articles, args.runs)
+    false_alarms, missed, not_recovered = verdicts(rows)
+    caught = missed == 0 and not_recovered == 0
     table = Table(["phase", "runs", "ok", "degraded", "reasons (first run)"])
     for phase in dict.fromkeys(r["phase"] for r in rows):
         of = [r for r in rows if r["phase"] == phase]
         table.add(phase, len(of), sum(r["status"] == "ok" for r in of), sum(r["status"] == "degraded" for r in of),
                   "; ".join(of[0]["reasons"])[:150] or "-")
-    switched = [r for r in rows if r["phase"] in ("redesign", "ban", "empty")]
-    recovered = [r for r in rows if r["phase"].startswith("after ")]
-    caught = all(r["status"] == "degraded" for r in switched) and all(r["status"] == "ok" for r in recovered)
     shares = [r["check_seconds"] / r["wall_seconds"] for r in rows]
     print(f"run health: {args.runs} normal runs of a {args.articles:,}-article site, one tick apart, then each "
           "switch for one run")
     print(table.render())
-    print(f"false alarms in {len(normal)} normal runs: {false_alarms}: {verdict(false_alarms == 0)}; "
+    print(f"false alarms in {args.runs} normal runs: {false_alarms}: {verdict(false_alarms == 0)}; "
           f"each switch degraded with its own reason, the next run ok: {verdict(caught)}")
     print(f"checks per run: median {statistics.median(r['check_seconds'] for r in rows) * 1000:.1f} ms = "
           f"{statistics.median(shares):.4%} of the run's time (max {max(shares):.4%}); "
