@@ -119,6 +119,8 @@ def test_moved_port_finishes_reports_the_host_once_and_removes_nothing(newsvault
     assert revisits["requested"] + revisits["skipped_host_down"] == revisits["due"]
     assert "newsvault/removed" not in summary["stats"]
     assert result.stderr.count("did not answer") == 1
+    assert f"revisits: {revisits['requested']} of {revisits['due']} due" in result.stdout
+    assert "1 host(s) down" in result.stdout
     old_records = [r for r in revisit_records(newsvault_cli.state_dir, "sample") if r.url.startswith(old_prefix)]
     assert old_records and all(r.removed_at is None for r in old_records)
     assert sum(r.failures for r in old_records) == revisits["unreachable"] > 0

@@ -102,6 +102,16 @@ def format_summary(summary: Any) -> str:
     counts = [f"{name} {stats[f'newsvault/{name}']}" for name in _SUMMARY_COUNTS if f"newsvault/{name}" in stats]
     if counts:
         lines.append("  " + "  ".join(counts))
+    revisits = {k.removeprefix("newsvault/revisit/"): v for k, v in stats.items() if k.startswith("newsvault/revisit/")}
+    if revisits.get("due"):
+        line = f"  revisits: {revisits.get('requested', 0)} of {revisits['due']} due"
+        if revisits.get("deferred"):
+            line += f" ({revisits['deferred']} wait for the next run: budget)"
+        if revisits.get("unreachable"):
+            line += f"; {revisits['unreachable']} unanswered"
+        if revisits.get("hosts_down"):
+            line += f"; {revisits['hosts_down']} host(s) down, {revisits.get('skipped_host_down', 0)} skipped"
+        lines.append(line)
     skipped = sorted((k.removeprefix("newsvault/pages/"), v) for k, v in stats.items() if k.startswith("newsvault/pages/"))
     if skipped:
         lines.append("  pages not used: " + ", ".join(f"{k} {v}" for k, v in skipped))
