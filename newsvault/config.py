@@ -245,6 +245,8 @@ class AlertsConfig(_Section):
     def _mail(self) -> AlertsConfig:
         if self.smtp_host and not self.mail_to:
             raise ValueError("smtp_host is set but mail_to names no recipient")
+        if self.smtp_user and not self.smtp_starttls:
+            raise ValueError("smtp_user needs smtp_starttls = true: the password must not cross in clear")
         return self
 
 

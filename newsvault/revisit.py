@@ -59,7 +59,8 @@ def format_duration(value: timedelta) -> str:
         size = _UNITS[unit]
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    # Exact, and in a form parse_duration reads back (never "1e+06s").
+    return f"{seconds:.6f}".rstrip("0").rstrip(".") + "s"
 
 
 @dataclass(frozen=True)
@@ -164,11 +165,13 @@ class RevisitPolicy:
         if record.removed_at is not None:
             if record.gone_checks > self.gone_rechecks:
                 return None
-            return (record.gone_checked_at or record.removed_at) + self.gone_interval, self.gone_interval
-        tier = self.tiers[self.tier_index(record.quiet_at_check)]
-        due, interval = record.last_seen + tier.every, tier.every
+            due, interval = (record.gone_checked_at or record.removed_at) + self.gone_interval, self.gone_interval
+        else:
+            tier = self.tiers[self.tier_index(record.quiet_at_check)]
+            due, interval = record.last_seen + tier.every, tier.every
+        # A failed attempt (no answer, an error, not the article) backs off from the interval.
         if record.failures and record.failed_at is not None:
-            backoff = min(tier.every * (2 ** min(record.failures, 16)), MAX_UNREACHABLE_BACKOFF)
+            backoff = min(interval * (2 ** min(record.failures, 16)), MAX_UNREACHABLE_BACKOFF)
             if record.failed_at + backoff > due:
                 due, interval = record.failed_at + backoff, backoff
         return due, interval

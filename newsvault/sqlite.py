@@ -58,3 +58,16 @@ def connect_wal(
             # Jittered backoff: two openers retrying in step would collide again.
             time.sleep(pause * (1 + random.random()))
             pause = min(pause * 2, 0.2)
+
+
+def add_column(conn: sqlite3.Connection, table: str, name: str, declaration: str) -> None:
+    """``ALTER TABLE table ADD COLUMN``, for a file written by an older version (names are this code's own).
+
+    Two processes opening the same old file can both find the column missing;
+    the second one's ALTER then fails as a duplicate, which means it is there.
+    """
+    try:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise

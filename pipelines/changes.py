@@ -3,7 +3,7 @@
 Articles compare by ``content_hash`` (counters are recorded but never make an
 article "updated"); discussion entries compare by thread, on comment count and
 last activity. ``gone`` items (404/410 on a known URL) are counted as removed
-and dropped; ``unreachable`` items (a revisit that got no answer) are recorded
+and dropped; ``unreachable`` items (a revisit that got no usable answer) are recorded
 for the revisit policy's back-off and dropped, never counted as removals.
 """
 
@@ -155,7 +155,7 @@ class ChangeTrackingPipeline:
         assert self.store is not None
         url = item.get("url") or ""
         self.store.record_unreachable(item.get("site") or "", url, item.get("fetched_at") or "")
-        raise DropItem(f"no answer ({item.get('reason')}): {url}", log_level="DEBUG")
+        raise DropItem(f"no usable answer ({item.get('reason')}): {url}", log_level="DEBUG")
 
     def _count(self, change: str, kind: str) -> None:
         self._inc(change)

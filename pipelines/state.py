@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from newsvault.revisit import RevisitRecord, parse_time
-from newsvault.sqlite import connect_wal
+from newsvault.sqlite import add_column, connect_wal
 
 logger = logging.getLogger(__name__)
 
@@ -523,7 +523,7 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         for name, declaration in columns:
             if name not in present:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+                add_column(conn, table, name, declaration)
 
 
 def _revisit_record(row: tuple[Any, ...]) -> RevisitRecord:

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
+from typing import Any
 from urllib.parse import urlsplit
 
 from newsvault import __version__
@@ -64,14 +65,32 @@ class Delivery:
 
 
 def deliver(alert: Alert, config: AlertsConfig, env: dict[str, str] | None = None) -> Delivery:
-    """Send ``alert`` wherever ``config`` says; what went through."""
+    """Send ``alert`` wherever ``config`` says; what went through. Never raises: a lost alert is logged."""
     env = dict(os.environ) if env is None else env
     outcome = Delivery()
     if config.webhook_url:
-        outcome.webhook, outcome.attempts = post_webhook(alert, config, env.get(WEBHOOK_TOKEN_ENV))
+        try:
+            outcome.webhook, outcome.attempts = post_webhook(alert, config, env.get(WEBHOOK_TOKEN_ENV))
+        except Exception as exc:  # noqa: BLE001 - a bad server or value must not lose the mail or the run
+            log.error("alert webhook %s: not delivered (%s)", _where(config.webhook_url), type(exc).__name__)
+            outcome.webhook = False
     if config.smtp_host:
-        outcome.mail = send_mail(alert, config, env.get(SMTP_PASSWORD_ENV))
+        try:
+            outcome.mail = send_mail(alert, config, env.get(SMTP_PASSWORD_ENV))
+        except Exception as exc:  # noqa: BLE001 - as above
+            log.error("alert mail through %s:%d not sent (%s)", config.smtp_host, config.smtp_port, type(exc).__name__)
+            outcome.mail = False
     return outcome
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook that redirects is misconfigured: following would re-send the token elsewhere, as a GET."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def _where(url: str) -> str:
@@ -92,12 +111,12 @@ def post_webhook(alert: Alert, config: AlertsConfig, token: str | None) -> tuple
         attempts += 1
         request = urllib.request.Request(config.webhook_url, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=config.webhook_timeout_seconds) as response:
+            with _OPENER.open(request, timeout=config.webhook_timeout_seconds) as response:
                 response.read(65536)
             return True, attempts
         except urllib.error.HTTPError as exc:
             problem = f"HTTP {exc.code}"
-            if exc.code < 500 and exc.code != 429:
+            if exc.code < 500 and exc.code != 429:  # 3xx (not followed), 4xx
                 log.error("alert webhook %s refused the alert: %s", _where(config.webhook_url), problem)
                 return False, attempts  # a client error will not improve by retrying
         except (urllib.error.URLError, OSError) as exc:
@@ -120,6 +139,7 @@ def send_mail(alert: Alert, config: AlertsConfig, password: str | None) -> bool:
         with smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=config.smtp_timeout_seconds) as smtp:
             if config.smtp_starttls:
                 smtp.starttls()
+            # The config refuses smtp_user without smtp_starttls: a password never crosses in clear.
             if config.smtp_user and password:
                 smtp.login(config.smtp_user, password)
             smtp.send_message(message)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from newsvault.sqlite import connect_wal
+from newsvault.sqlite import add_column, connect_wal
 
 # partial: the crawl stopped early (or was interrupted) and its snapshot says partial.
 # degraded: it succeeded, but its health figures fail a check against the job's
@@ -147,7 +147,7 @@ class SQLiteRunHistory:
                                  synchronous="NORMAL", schema=_SCHEMA)
         # A history written before the health checks gains their column.
         if "health" not in {row[1] for row in self._conn.execute("PRAGMA table_info(runs)")}:
-            self._conn.execute("ALTER TABLE runs ADD COLUMN health TEXT")
+            add_column(self._conn, "runs", "health", "TEXT")
         self._conn.row_factory = sqlite3.Row
         self._owner = (os.getpid(), _own_start_time())
 

@@ -221,8 +221,9 @@ def _run(
             try:
                 config = load_job_config(config_file, state_dir)
                 assessment = assess(history, jid, site, kind, summary["stats"], config)
-            except NewsvaultError as exc:  # the run itself is done: record it, unjudged
-                log.error("health checks of run %s skipped: %s", run_id, exc)
+            except Exception as exc:  # noqa: BLE001 - the run itself is done: record it, unjudged
+                log.error("health checks of run %s skipped: %s", run_id,
+                          exc if isinstance(exc, NewsvaultError) else f"{type(exc).__name__}: {exc}")
             else:
                 health = assessment.as_health()
                 if assessment.degraded and status == "ok":
@@ -244,7 +245,10 @@ def _run(
         lock.release()
     # After the lock: a slow or retried alert delivery never holds up the job's next run.
     if finished is not None and config is not None:
-        announce_transition(history, finished, config)
+        try:
+            announce_transition(history, finished, config)
+        except Exception:  # the run is recorded; a lost alert is only logged
+            log.exception("health alert of run %s not announced", run_id)
     return finished.to_json() if finished else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +58,7 @@ class ArticlesSpider(ProfileSpider):
         # requests before HostWatch stops its revisits.
         per_domain = crawler.settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN") or 1
         spider.revisit_batch = max(spider.revisit_policy.host_down_failures, 2 * per_domain)
+        spider._hosts = HostWatch(spider.revisit_policy.host_down_failures)
         crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
         return spider
 
@@ -69,7 +71,7 @@ class ArticlesSpider(ProfileSpider):
         self._requested: set[str] = set()
         self._yielded: set[str] = set()
         self._article_requests = 0
-        self._revisits: list[DueArticle] | None = None
+        self._revisits: deque[DueArticle] | None = None
         self._hosts = HostWatch(self.revisit_policy.host_down_failures)
 
     # --- start ---------------------------------------------------------------
@@ -196,8 +198,6 @@ class ArticlesSpider(ProfileSpider):
     # --- articles --------------------------------------------------------------
     def parse_article(self, response: Response) -> Iterator[Any]:
         self.start_ok(response)
-        if response.meta.get("nv_revisit"):
-            self._hosts.answered(response.url)
         fetched_at = utc_now()
         if response.status in GONE_STATUSES:
             self.count_page("gone", response.url)
@@ -267,10 +267,10 @@ class ArticlesSpider(ProfileSpider):
         wait for the next run.
         """
         if self._revisits is None:
-            self._revisits = self._plan_revisits()
+            self._revisits = deque(self._plan_revisits())
         batch: list[DueArticle] = []
         while self._revisits and len(batch) < self.revisit_batch:
-            due = self._revisits.pop(0)
+            due = self._revisits.popleft()
             if self._hosts.is_down(due.record.url):
                 self.inc_stat(REVISIT_STATS.format("skipped_host_down"))
                 continue
@@ -281,7 +281,7 @@ class ArticlesSpider(ProfileSpider):
             self.crawler.engine.crawl(
                 scrapy.Request(
                     url,
-                    callback=self.parse_article,
+                    callback=self.parse_revisit,
                     errback=self.on_revisit_error,
                     # A revisit that fails is simply due again next run: one retry, not RETRY_TIMES.
                     meta={"handle_httpstatus_list": GONE_STATUSES, "nv_request_url": url, "nv_revisit": True,
@@ -314,18 +314,49 @@ class ArticlesSpider(ProfileSpider):
                      plan.due, len(plan.selected))
         return plan.selected
 
+    def parse_revisit(self, response: Response) -> Iterator[Any]:
+        """A known article's answer: the article or its removal, else a failed attempt that backs the article off.
+
+        Anything that does not update the known URL's own record (an error
+        page, a page that is not the article, a move to another URL) must
+        still count, or the article stays due, ever later, and takes the
+        budget of every run.
+        """
+        requested = response.meta.get("nv_request_url") or response.url
+        self._hosts.answered(requested)
+        recorded = False
+        for out in self.parse_article(response):
+            if isinstance(out, dict) and out.get("type") == "gone":
+                out["url"] = requested  # the known URL is what answered gone, redirected or not
+                recorded = True
+            elif isinstance(out, dict) and out.get("type") == "article":
+                recorded = url_key(out.get("canonical_url") or out["url"]) == url_key(requested)
+            yield out
+        if not recorded:
+            self.inc_stat(REVISIT_STATS.format("failed"))
+            yield self._failed_attempt(requested, "not_the_article")
+
     def on_revisit_error(self, failure: Any) -> Iterator[Any]:
-        """A revisit got no usable answer: counted as any failure; no answer at all is an ``unreachable`` item."""
+        """A revisit got no usable answer: counted as any failure, and a failed attempt (a back-off, never a removal).
+
+        No answer at all (connection refused or reset, DNS, a timeout) also
+        counts towards the host being down.
+        """
         self.on_error(failure)
         request = failure.request
+        requested = request.meta.get("nv_request_url") or request.url
         kind = failure_kind(failure)
-        if kind not in NO_ANSWER:
-            return  # an HTTP error or a refusal is an answer: the article stays due, nothing else changes
-        self.inc_stat(REVISIT_STATS.format("unreachable"))
-        if self._hosts.failed(request.url):
-            self.inc_stat(REVISIT_STATS.format("hosts_down"))
-            log.warning(
-                "%s did not answer %d revisits in a row (%s): its other revisits wait for the next run;"
-                " nothing is marked removed", urlsplit(request.url).netloc, self._hosts.limit, kind,
-            )
-        yield {"type": "unreachable", "site": self.site, "url": request.url, "reason": kind, "fetched_at": utc_now()}
+        if kind in NO_ANSWER:
+            self.inc_stat(REVISIT_STATS.format("unreachable"))
+            if self._hosts.failed(requested):
+                self.inc_stat(REVISIT_STATS.format("hosts_down"))
+                log.warning(
+                    "%s did not answer %d revisits in a row (%s): its other revisits wait for the next run;"
+                    " nothing is marked removed", urlsplit(requested).netloc, self._hosts.limit, kind,
+                )
+        else:
+            self.inc_stat(REVISIT_STATS.format("failed"))
+        yield self._failed_attempt(requested, kind)
+
+    def _failed_attempt(self, url: str, reason: str) -> dict[str, Any]:
+        return {"type": "unreachable", "site": self.site, "url": url, "reason": reason, "fetched_at": utc_now()}

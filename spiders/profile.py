@@ -240,6 +240,9 @@ class RevisitProfileConfig(_Model):
         return value
 
     def over(self, policy: RevisitPolicy) -> RevisitPolicy:
+        """This site's keys over ``policy``; revisits turned off in the config stay off for every site."""
+        if policy.mode == "off":
+            return policy
         return policy.with_overrides(self.model_dump())
 
 

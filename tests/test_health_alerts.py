@@ -137,7 +137,8 @@ def test_redesign_is_degraded_once_alerted_then_recovers(job: tuple[Job, SampleS
     listed = cli("runs", "--limit", "3")
     assert "degraded" in listed.stdout and "body from selectors 100% -> 0%" in listed.stdout
     manifest = json.loads(cli("show", degraded["snapshot_id"], "--archive", str(tmp_path / "archive")).stdout)
-    assert manifest["crawl_stats"]["newsvault/health"]["body_from/selectors"] == 0.0
+    in_manifest = manifest["crawl_stats"]["newsvault/health"]
+    assert in_manifest["body_from/selectors"] == 0.0 and in_manifest["articles"] > 0 and in_manifest["coverage/body"] > 0
     health = json.loads(cli("health", "sample", "--json").stdout)
     assert health["status"] == "ok" and health["baseline_runs"] == 6
     assert health["figures"]["body_from/selectors"] == 1.0 and health["baseline"]["coverage/authors"] == 1.0
@@ -178,3 +179,56 @@ def test_normal_runs_across_ticks_raise_no_alarm(job: tuple[Job, SampleSite, Rec
         site.set_tick(tick)
         statuses.append(runner.run()["status"])
     assert statuses == ["ok"] * 6 and not got.posts and not got.mails
+
+
+def test_a_failing_or_redirecting_webhook_is_logged_by_host_only_and_never_followed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from newsvault.config import AlertsConfig
+    from scheduler import alerts
+
+    seen: list[dict[str, str]] = []
+
+    class Target(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    target = ThreadingHTTPServer(("127.0.0.1", 0), Target)
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{target.server_address[1]}/elsewhere")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    redirect = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    for server in (target, redirect):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    alert = alerts.Alert(event="degraded", job_id="sample:articles", site="sample", kind="articles",
+                         run_id="r1", status="degraded", reasons=["x"])
+    try:
+        moved = AlertsConfig(webhook_url=f"http://127.0.0.1:{redirect.server_address[1]}/hook?key=secret-in-url",
+                             webhook_retries=0)
+        assert alerts.deliver(alert, moved, env={alerts.WEBHOOK_TOKEN_ENV: TOKEN}).webhook is False
+        assert seen == []  # the token never went to the redirect's target
+        dead = AlertsConfig(webhook_url=f"http://127.0.0.1:{_free_port()}/hook?key=secret-in-url",
+                            webhook_retries=1, webhook_timeout_seconds=2)
+        with caplog.at_level("WARNING", logger="scheduler.alerts"):
+            outcome = alerts.deliver(alert, dead, env={alerts.WEBHOOK_TOKEN_ENV: TOKEN})
+    finally:
+        for server in (target, redirect):
+            server.shutdown()
+            server.server_close()
+    assert outcome.webhook is False and outcome.attempts == 2
+    logged = caplog.text
+    assert "not delivered after 2 attempts" in logged and "http://127.0.0.1:" in logged
+    assert "secret-in-url" not in logged and TOKEN not in logged

@@ -35,6 +35,8 @@ def record(url: str = "http://s/a", *, seen_ago: timedelta = H, quiet: timedelta
 def test_durations_and_tiers_parse_and_refuse() -> None:
     assert parse_duration("15m") == timedelta(minutes=15) and parse_duration("2w") == timedelta(days=14)
     assert format_duration(timedelta(hours=3)) == "3h" and format_duration(timedelta(seconds=90)) == "90s"
+    for odd in (1_000_001, 0.5, 86_399):  # written as settings and read back by the crawl: exactly
+        assert parse_duration(format_duration(timedelta(seconds=odd))) == timedelta(seconds=odd)
     tiers = parse_tiers("3h=15m, 1d=30m, 7d=2h, 30d=1d, older=7d")
     assert [t.every for t in tiers] == [timedelta(minutes=15), timedelta(minutes=30), 2 * H, 24 * H, 7 * 24 * H]
     for bad, why in [("3h=15m", "last tier"), ("1d=1h, 3h=15m, older=1d", "rise"), ("older=1d, 3h=1h", "last"),
@@ -154,9 +156,17 @@ def test_bad_revisit_settings_are_refused_at_load_naming_file_and_key(tmp_path: 
         load_profile(sites / "sample.toml")
 
 
+def test_a_failed_recheck_of_a_removed_article_backs_off_too() -> None:
+    policy = RevisitPolicy(gone_interval=24 * H)
+    gone = record(removed_at=NOW - 30 * H, gone_checks=1, failures=2, failed_at=NOW - H)
+    assert policy.due_at(gone) == NOW - H + 4 * 24 * H
+
+
 def test_profile_revisit_table_overrides_the_config() -> None:
     configured = RevisitPolicy(budget=50)
     site = RevisitProfileConfig(budget=10, tiers="1h=5m, older=1d")
     policy = site.over(configured)
     assert policy.budget == 10 and len(policy.tiers) == 2 and policy.gone_rechecks == configured.gone_rechecks
     assert RevisitProfileConfig(mode="off").over(configured).mode == "off"
+    # Off in the config (or crawl.recheck_known = false) is off for every site.
+    assert RevisitProfileConfig(mode="policy", budget=5).over(RevisitPolicy(mode="off")).mode == "off"

@@ -162,3 +162,34 @@ def test_realistic_edits_are_found_as_updates_by_a_real_crawl(newsvault_cli, tmp
     assert truth["updated"] and updated == set(truth["updated"])
     kinds = {e.kind for url in truth["updated"] for e in site.timed_edits(int(url.rsplit("/", 1)[1].split("-")[0]))}
     assert len(kinds) >= 2
+
+
+def test_a_revisit_that_is_refused_backs_off_instead_of_taking_every_budget(newsvault_cli) -> None:
+    site = SampleSite(articles=SITE_ARTICLES)
+    with SiteServer(site) as server:
+        newsvault_cli.crawl_summary("sample", "--start-url", server.base_url + "/sitemap.xml")
+        age_state(newsvault_cli.state_dir)
+        site.ban_from_tick = site.tick  # deep pages now answer 403/429; the feed still answers
+        entry = ("sample", "--start-url", server.base_url + "/rss.xml")
+        budget = {"NEWSVAULT_REVISIT_BUDGET": "20", "NEWSVAULT_CRAWL_RETRY_TIMES": "0"}
+        first = revisit_stats(newsvault_cli.crawl_summary(*entry, env=budget))
+        failed = [r for r in revisit_records(newsvault_cli.state_dir, "sample") if r.failures]
+        second = revisit_stats(newsvault_cli.crawl_summary(*entry, env=budget))
+    assert first["requested"] == 20 and first["failed"] >= 10
+    assert len(failed) == first["failed"] and all(r.removed_at is None for r in failed)
+    # The refused ones back off: the next run takes others instead of the same ones again.
+    assert second["due"] == first["due"] - 20
+    assert "newsvault/removed" not in first and "hosts_down" not in first
+
+
+def test_configured_host_down_failures_is_what_the_spider_counts() -> None:
+    from scrapy.utils.test import get_crawler
+
+    import settings as project
+    from spiders.articles import ArticlesSpider
+
+    crawler = get_crawler(ArticlesSpider, settings_dict={
+        key: getattr(project, key) for key in dir(project) if key.isupper()} | {
+        "NEWSVAULT_REVISIT": {"host_down_failures": 2}})
+    spider = ArticlesSpider.from_crawler(crawler, site="sample")
+    assert spider._hosts.limit == 2 and spider.revisit_policy.host_down_failures == 2

@@ -94,3 +94,15 @@ def test_policy_overrides_and_refuses_unknown_keys() -> None:
     assert not check_run(health_figures(stats(100, selectors=20), "articles"), good_history(), "articles", loose)
     with pytest.raises(ValueError, match="unknown health keys: nonsense"):
         POLICY.with_overrides({"nonsense": 1})
+
+
+def test_alerts_config_refuses_a_password_login_without_starttls() -> None:
+    from newsvault.config import AlertsConfig
+
+    with pytest.raises(ValueError, match="smtp_starttls"):
+        AlertsConfig(smtp_host="mail", mail_to=["a@b"], smtp_user="newsvault")
+    with pytest.raises(ValueError, match="no recipient"):
+        AlertsConfig(smtp_host="mail")
+    with pytest.raises(ValueError, match="http"):
+        AlertsConfig(webhook_url="ftp://hooks/x")
+    assert AlertsConfig(smtp_host="mail", mail_to=["a@b"], smtp_user="nv", smtp_starttls=True).smtp_user == "nv"
