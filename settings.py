@@ -117,6 +117,9 @@ NEWSVAULT_ARCHIVE_URL = DEFAULTS["NEWSVAULT_ARCHIVE_URL"]
 # Finished snapshots wait here until the store has them (<state>/spool).
 NEWSVAULT_SPOOL_DIR = DEFAULTS["NEWSVAULT_SPOOL_DIR"]
 NEWSVAULT_WARC_MAX_BYTES = DEFAULTS["NEWSVAULT_WARC_MAX_BYTES"]
+# The catalog the crawl's new article versions are indexed into as they are
+# written, so the update after the commit is short (<state>/catalog.sqlite).
+NEWSVAULT_CATALOG_PATH = DEFAULTS["NEWSVAULT_CATALOG_PATH"]
 # The snapshot id of this crawl, chosen by the crawl runner before it starts so
 # the change tracker can file its writes under it; None: the extension picks one.
 NEWSVAULT_SNAPSHOT_ID = None

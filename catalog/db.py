@@ -88,6 +88,47 @@ CREATE TABLE IF NOT EXISTS observations (
     PRIMARY KEY (site, thread_url, snapshot_id)
 );
 CREATE INDEX IF NOT EXISTS observations_time ON observations (site, observed_at);
+-- What a running crawl prepared ahead of its commit (catalog/prepare.py): its new
+-- versions (already in versions_fts under these ids) and every article sighting.
+CREATE TABLE IF NOT EXISTS prepared_versions (
+    id INTEGER PRIMARY KEY,
+    snapshot_id TEXT NOT NULL,
+    prepared_at TEXT NOT NULL,
+    site TEXT NOT NULL,
+    canonical_url TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    url TEXT,
+    title TEXT,
+    lead TEXT,
+    body TEXT,
+    authors TEXT NOT NULL DEFAULT '[]',
+    tags TEXT NOT NULL DEFAULT '[]',
+    published_at TEXT,
+    modified_at TEXT,
+    section TEXT,
+    image_url TEXT,
+    image_credit TEXT,
+    source_name TEXT,
+    source_url TEXT,
+    language TEXT,
+    duplicate_of TEXT,
+    near_duplicate_of TEXT
+);
+CREATE INDEX IF NOT EXISTS prepared_versions_key ON prepared_versions (snapshot_id, site, canonical_url, content_hash);
+CREATE INDEX IF NOT EXISTS prepared_versions_age ON prepared_versions (prepared_at);
+CREATE TABLE IF NOT EXISTS prepared_sightings (
+    snapshot_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    prepared_at TEXT NOT NULL,
+    site TEXT NOT NULL,
+    canonical_url TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    fetched_at TEXT NOT NULL,
+    views INTEGER,
+    comment_count INTEGER,
+    PRIMARY KEY (snapshot_id, seq)
+);
+CREATE INDEX IF NOT EXISTS prepared_sightings_age ON prepared_sightings (prepared_at);
 CREATE VIRTUAL TABLE IF NOT EXISTS versions_fts USING fts5(
     title, lead, body, content='versions', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
 );

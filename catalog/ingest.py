@@ -10,7 +10,6 @@ the snapshots arrive in.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import os
@@ -18,7 +17,6 @@ import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,33 +24,24 @@ from archive.manifest import ITEMS_NAME, Manifest
 from archive.stores import SnapshotRef, SnapshotStore
 from archive.verify import committed_by_site, verify_snapshot
 from catalog.db import Catalog
+from catalog.prepare import forget_snapshot, sweep_stale, take_prepared
+from catalog.versions import (
+    VERSION_COLUMNS,
+    free_version_id,
+    version_id,
+    version_key,
+    version_values,
+)
 from newsvault.errors import IntegrityError, StoreError
 
 log = logging.getLogger(__name__)
 # How long the copy over a live catalog waits for a push that is adding a snapshot.
 BUSY_TIMEOUT_SECONDS = 60.0
 
-# What makes an article version: every field but the counters, the fetch time
-# and the bookkeeping. A byline or a date corrected is a new version; a view
-# counter going up never is.
-VERSION_FIELDS = (
-    "title", "lead", "body", "authors", "tags", "published_at", "modified_at", "section",
-    "image_url", "image_credit", "source_name", "source_url",
-)
 REMOVED_STAT = "newsvault/removed_urls"
 # Far above any item a crawl writes (pages are capped at DOWNLOAD_MAXSIZE, 10 MiB
 # by default): a longer line in an archive is damage, and is never held whole.
 MAX_ITEM_LINE_CHARS = 64 * 1024 * 1024
-
-
-def version_key(item: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of an article's versioned fields."""
-    fields = {name: item.get(name) for name in VERSION_FIELDS}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
-
-
-def _json_list(value: Any) -> str:
-    return json.dumps(list(value or []), ensure_ascii=False)
 
 
 def iter_items(stream: IO[bytes], *, max_line: int = MAX_ITEM_LINE_CHARS) -> Iterator[dict[str, Any]]:
@@ -75,87 +64,105 @@ def iter_items(stream: IO[bytes], *, max_line: int = MAX_ITEM_LINE_CHARS) -> Ite
                 yield item
 
 
-def ingest(catalog: Catalog, manifest: Manifest, items: Iterable[dict[str, Any]]) -> bool:
-    """Add one committed snapshot (its manifest and items); False if the catalog has it already."""
+def ingest(catalog: Catalog, manifest: Manifest, items: Iterable[dict[str, Any]], *, prepared: bool = False) -> bool:
+    """Add one committed snapshot (its manifest and items); False if the catalog has it already.
+
+    With ``prepared`` (the crawl that wrote the snapshot just committed it), the
+    rows its sidecar prepared are taken when they account for every item
+    (catalog/prepare.py); ``items`` is then not read.
+    """
     with catalog.transaction() as db:
-        if db.execute("SELECT 1 FROM snapshots WHERE snapshot_id=?", (manifest.snapshot_id,)).fetchone():
+        snapshot_id = manifest.snapshot_id
+        if db.execute("SELECT 1 FROM snapshots WHERE snapshot_id=?", (snapshot_id,)).fetchone():
+            forget_snapshot(db, snapshot_id)
             return False
-        count = 0
-        for item in items:
-            count += 1
-            kind = item.get("type")
-            if kind == "article" and item.get("canonical_url"):
-                _article(db, manifest.snapshot_id, item)
-            elif kind == "discussion" and item.get("thread_url"):
-                _observation(db, manifest.snapshot_id, item)
+        count = take_prepared(db, manifest) if prepared else None
+        if count is None:
+            count = 0
+            held = _Prepared(db, snapshot_id)
+            for item in items:
+                count += 1
+                kind = item.get("type")
+                if kind == "article" and item.get("canonical_url"):
+                    _article(db, snapshot_id, item, held)
+                elif kind == "discussion" and item.get("thread_url"):
+                    _observation(db, snapshot_id, item)
+            held.forget_used()
         removed = manifest.crawl_stats.get(REMOVED_STAT) or []
         db.executemany(
             "INSERT OR IGNORE INTO removals (site, canonical_url, snapshot_id, observed_at) VALUES (?, ?, ?, ?)",
-            [(manifest.site, str(url), manifest.snapshot_id, manifest.finished_at) for url in removed],
+            [(manifest.site, str(url), snapshot_id, manifest.finished_at) for url in removed],
         )
         db.execute(
             "INSERT INTO snapshots (snapshot_id, site, kind, started_at, finished_at, status, items)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (manifest.snapshot_id, manifest.site, manifest.kind, manifest.started_at, manifest.finished_at,
+            (snapshot_id, manifest.site, manifest.kind, manifest.started_at, manifest.finished_at,
              manifest.status, count),
         )
+        # What the crawl prepared and this snapshot does not hold (a version another snapshot
+        # brought meanwhile, items past a salvaged prefix), and crawls that never committed.
+        forget_snapshot(db, snapshot_id)
+        sweep_stale(db)
     return True
 
 
-_VERSION_COLUMNS = (
-    "site", "canonical_url", "content_hash", "url", "title", "lead", "body", "authors", "tags", "published_at",
-    "modified_at", "section", "image_url", "image_credit", "source_name", "source_url", "language", "duplicate_of",
-    "near_duplicate_of",
-)
+def _insert_version(db: Any, row_id: int, values: tuple[Any, ...], *, indexed: bool = False) -> None:
+    """A version's row, and its full text unless ``indexed`` (its crawl indexed it under this id already)."""
+    marks = ",".join("?" * (len(VERSION_COLUMNS) + 1))
+    db.execute(f"INSERT INTO versions (id, {', '.join(VERSION_COLUMNS)}) VALUES ({marks})", (row_id, *values))
+    if not indexed:
+        db.execute("INSERT INTO versions_fts (rowid, title, lead, body) VALUES (?, ?, ?, ?)",
+                   (row_id, values[4] or "", values[5] or "", values[6] or ""))
 
 
-def version_id(first_seen: str, key: str) -> int:
-    """A version's row id, from when it was first seen (then its key): ids sort as versions appeared.
+class _Prepared:
+    """The versions this snapshot's crawl indexed ahead (catalog/prepare.py), for an ingest reading the items."""
 
-    So the id is the same however the catalog was built, and search can walk
-    the newest versions first without ranking every match.
-    """
-    try:
-        seconds = int(datetime.fromisoformat(first_seen).timestamp())
-    except ValueError:
-        seconds = 0
-    return (max(seconds, 0) << 20) | int(key[:5], 16)
+    def __init__(self, db: Any, snapshot_id: str) -> None:
+        self.db = db
+        self.entries = {(r[0], r[1], r[2]): (r[3], (r[4], r[5], r[6])) for r in db.execute(
+            "SELECT site, canonical_url, content_hash, id, COALESCE(title, ''), COALESCE(lead, ''), COALESCE(body, '')"
+            " FROM prepared_versions WHERE snapshot_id=?", (snapshot_id,))}
+        self.used: list[tuple[int]] = []
 
+    def take(self, site: str, url: str, key: str, values: tuple[Any, ...]) -> int | None:
+        """The id the version's text is indexed under, if it was prepared with exactly this text."""
+        entry = self.entries.pop((site, url, key), None) if self.entries else None
+        if entry is None or entry[1] != (values[4] or "", values[5] or "", values[6] or ""):
+            return None  # an entry left on the list is dropped from the index at the end
+        self.used.append((entry[0],))
+        return int(entry[0])
 
-def _version_values(site: str, url: str, key: str, item: dict[str, Any]) -> tuple[Any, ...]:
-    return (site, url, key, item.get("url"), item.get("title"), item.get("lead"), item.get("body"),
-            _json_list(item.get("authors")), _json_list(item.get("tags")), item.get("published_at"),
-            item.get("modified_at"), item.get("section"), item.get("image_url"), item.get("image_credit"),
-            item.get("source_name"), item.get("source_url"), item.get("language"), item.get("duplicate_of"),
-            item.get("near_duplicate_of"))
+    def add_version(self, site: str, url: str, key: str, values: tuple[Any, ...], fetched_at: str) -> int:
+        """Insert a version first seen at ``fetched_at``: under its prepared id, else a new one; the id."""
+        held = self.take(site, url, key, values)
+        if held is not None:
+            _insert_version(self.db, held, values, indexed=True)
+            return held
+        row_id = free_version_id(self.db, version_id(fetched_at, key))
+        _insert_version(self.db, row_id, values)
+        return row_id
 
-
-def _insert_version(db: Any, row_id: int, values: tuple[Any, ...]) -> None:
-    marks = ",".join("?" * (len(_VERSION_COLUMNS) + 1))
-    db.execute(f"INSERT INTO versions (id, {', '.join(_VERSION_COLUMNS)}) VALUES ({marks})", (row_id, *values))
-    db.execute("INSERT INTO versions_fts (rowid, title, lead, body) VALUES (?, ?, ?, ?)",
-               (row_id, values[4] or "", values[5] or "", values[6] or ""))
+    def forget_used(self) -> None:
+        self.db.executemany("DELETE FROM prepared_versions WHERE id=?", self.used)
 
 
 def _delete_version(db: Any, row_id: int) -> tuple[Any, ...]:
-    row = db.execute(f"SELECT {', '.join(_VERSION_COLUMNS)} FROM versions WHERE id=?", (row_id,)).fetchone()
+    row = db.execute(f"SELECT {', '.join(VERSION_COLUMNS)} FROM versions WHERE id=?", (row_id,)).fetchone()
     db.execute("INSERT INTO versions_fts (versions_fts, rowid, title, lead, body) VALUES ('delete', ?, ?, ?, ?)",
                (row_id, row[4] or "", row[5] or "", row[6] or ""))
     db.execute("DELETE FROM versions WHERE id=?", (row_id,))
     return tuple(row)
 
 
-def _article(db: Any, snapshot_id: str, item: dict[str, Any]) -> None:
+def _article(db: Any, snapshot_id: str, item: dict[str, Any], prepared: _Prepared) -> None:
     site, url, key = item.get("site") or "", item["canonical_url"], version_key(item)
     fetched_at = str(item.get("fetched_at") or "")
-    values = _version_values(site, url, key, item)
+    values = version_values(site, url, key, item)
     row = db.execute("SELECT id FROM versions WHERE site=? AND canonical_url=? AND content_hash=?",
                      (site, url, key)).fetchone()
     if row is None:
-        row_id = version_id(fetched_at, key)
-        while db.execute("SELECT 1 FROM versions WHERE id=?", (row_id,)).fetchone():
-            row_id += 1  # two versions first seen in the same second with the same key prefix
-        _insert_version(db, row_id, values)
+        row_id = prepared.add_version(site, url, key, values, fetched_at)
     else:
         row_id = row[0]
         first = db.execute("SELECT MIN(fetched_at || ' ' || snapshot_id) FROM sightings WHERE version_id=?",
@@ -163,10 +170,7 @@ def _article(db: Any, snapshot_id: str, item: dict[str, Any]) -> None:
         if first is None or f"{fetched_at} {snapshot_id}" < first:
             # An earlier sighting arrived later (a late push): it decides the id and the unversioned fields.
             _delete_version(db, row_id)
-            new_id = version_id(fetched_at, key)
-            while db.execute("SELECT 1 FROM versions WHERE id=?", (new_id,)).fetchone():
-                new_id += 1
-            _insert_version(db, new_id, values)
+            new_id = prepared.add_version(site, url, key, values, fetched_at)
             db.execute("UPDATE sightings SET version_id=? WHERE version_id=?", (new_id, row_id))
             row_id = new_id
     db.execute(
@@ -189,7 +193,7 @@ def _observation(db: Any, snapshot_id: str, item: dict[str, Any]) -> None:
 def ingest_from_dir(catalog: Catalog, directory: Path, manifest: Manifest) -> bool:
     """A snapshot whose files are on this disk (a spool entry just committed)."""
     with open(directory / ITEMS_NAME, "rb") as raw:
-        return ingest(catalog, manifest, iter_items(raw))
+        return ingest(catalog, manifest, iter_items(raw), prepared=True)
 
 
 def ingest_from_store(catalog: Catalog, store: SnapshotStore, ref: SnapshotRef, *,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from catalog.db import Catalog, CatalogError
-from catalog.ingest import VERSION_FIELDS
+from catalog.versions import VERSION_FIELDS
 from pipelines.parse.urls import canonical_form
 
 # Versioned fields stored as JSON lists in a version row.

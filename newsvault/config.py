@@ -348,6 +348,7 @@ class Config(_Section):
             "NEWSVAULT_STATE_DIR": str(self.state_dir),
             "NEWSVAULT_ARCHIVE_URL": self.archive.url,
             "NEWSVAULT_SPOOL_DIR": str(self.spool_dir),
+            "NEWSVAULT_CATALOG_PATH": str(self.catalog_path),
             "NEWSVAULT_WARC_MAX_BYTES": self.archive.warc_max_bytes,
             "NEWSVAULT_S3_CHECKSUMS": self.archive.s3_checksums,
             "NEWSVAULT_S3_MULTIPART_THRESHOLD_BYTES": self.archive.s3_multipart_threshold_bytes,

@@ -50,6 +50,7 @@ from zope.interface import implementer
 from archive.scrapy_hooks import ARCHIVE_FAILED_REASON, find_extension
 from archive.snapshot_files import EXCHANGE_FIELDS, RecordedCounts, SnapshotFiles
 from archive.staging import Staging
+from catalog.prepare import CATALOG_PREPARED_STAT, CatalogPreparer
 from newsvault.errors import NewsvaultError
 from newsvault.processes import InheritedFd, become_worker, start_worker, stop_worker
 
@@ -125,12 +126,21 @@ class FilesSpec:
     site: str
     # (index file, archive URL): the child opens its own connection to the digest index.
     index_at: tuple[str, str] | None
+    # (catalog file, archive URL): new article versions are indexed there as they are written.
+    catalog_at: tuple[str, str] | None = None
 
     @classmethod
-    def of(cls, staging: Staging) -> FilesSpec:
+    def of(cls, staging: Staging, catalog_path: str | None = None) -> FilesSpec:
         index = staging.index
+        archive_url = index.archive_url if index is not None else None
         return cls(str(staging.dir), staging.warc_max_bytes, staging.snapshot_id, staging.site,
-                   (str(index.path), index.archive_url) if index is not None else None)
+                   (str(index.path), index.archive_url) if index is not None else None,
+                   (catalog_path, archive_url) if catalog_path and archive_url else None)
+
+    def catalog_preparer(self) -> CatalogPreparer | None:
+        if self.catalog_at is None:
+            return None
+        return CatalogPreparer(self.catalog_at[0], self.catalog_at[1], self.snapshot_id)
 
     def open(self) -> SnapshotFiles:
         from archive.index import DigestIndex
@@ -186,6 +196,8 @@ class SidecarCore:
     def __init__(self, stage_paths: Iterable[str], settings: dict[str, Any], files: FilesSpec | None) -> None:
         self.stages = Stages(stage_paths, settings)
         self.files = files.open() if files is not None else None
+        # Off the crawl's core like the files: the commit then has less to add to the catalog.
+        self.catalog = files.catalog_preparer() if files is not None else None
 
     def item(self, item: dict[str, Any]) -> tuple[Any, ...]:
         """One item through the stages, as the reply: done (and archived), drop or error, with stats ops."""
@@ -197,6 +209,8 @@ class SidecarCore:
             return ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(), self.stages.stats.take())
         if self.files is not None:
             self.files.write_item(result)  # a failure here is the sidecar's, not the item's: it propagates
+            if self.catalog is not None:
+                self.catalog.add(result)
         return ("done", result, self.stages.stats.take())
 
     def page(self, exchange: dict[str, Any]) -> None:
@@ -209,6 +223,8 @@ class SidecarCore:
         if self.files is None:
             raise SidecarError("no snapshot is open to write items into")
         self.files.write_item(item)
+        if self.catalog is not None:
+            self.catalog.add(item)
 
     def close(self) -> tuple[str | None, list[StatsOp], RecordedCounts | None]:
         """Close the stages, then the files; (stage error or None, stats ops, the files' counts)."""
@@ -222,6 +238,9 @@ class SidecarCore:
             counts = self.files.close()
             if self.files.index is not None:
                 self.files.index.close()
+        if self.catalog is not None:
+            self.catalog.close()
+            self.stages.stats.set_value(CATALOG_PREPARED_STAT, self.catalog.prepared)
         return error, self.stages.stats.take(), counts
 
     def abandon(self) -> None:
@@ -564,7 +583,8 @@ class SidecarPipeline:
             except Exception as exc:
                 self.extension.fail(f"the snapshot could not be started: {type(exc).__name__}: {exc}")
                 raise CloseSpider(ARCHIVE_FAILED_REASON) from exc
-        files = FilesSpec.of(staging) if staging is not None else None
+        catalog_path = self.crawler.settings.get("NEWSVAULT_CATALOG_PATH")
+        files = FilesSpec.of(staging, catalog_path) if staging is not None else None
         settings = self.stage_settings()
         if self.in_child:
             self._process = SidecarProcess(self.paths, settings, files, staging.lock_fd if staging else None,

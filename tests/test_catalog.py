@@ -202,6 +202,22 @@ def _rebuilt_answers(archived: Archived) -> list[str]:
     return [before, _answers(archived)]  # type: ignore[list-item]
 
 
+def test_each_crawl_indexed_its_new_versions_ahead_and_left_nothing_behind(local_archive: Archived) -> None:
+    from catalog.db import Catalog
+
+    with Catalog(local_archive.cli.state_dir / "catalog.sqlite", str(local_archive.cli.archive_dir)) as catalog:
+        db = catalog.db
+        for tick in TICKS:
+            summary = local_archive.summaries[(tick, "articles")]
+            first_seen_here = db.execute(
+                "SELECT COUNT(*) FROM (SELECT version_id, MIN(snapshot_id) AS first FROM sightings GROUP BY version_id)"
+                " WHERE first = ?", (summary["snapshot_id"],)).fetchone()[0]
+            assert summary["stats"]["newsvault/catalog/prepared"] == first_seen_here, tick
+        assert local_archive.summaries[(0, "articles")]["stats"]["newsvault/catalog/prepared"] >= ARTICLES // 2
+        assert db.execute("SELECT COUNT(*) FROM prepared_versions").fetchone()[0] == 0
+        db.execute("INSERT INTO versions_fts (versions_fts, rank) VALUES ('integrity-check', 1)")
+
+
 def test_a_rebuilt_catalog_answers_byte_for_byte_as_the_incremental_one(local_archive: Archived) -> None:
     before, after = _rebuilt_answers(local_archive)
     assert before == after
