@@ -28,7 +28,7 @@ test: install $(VENV)/pywb/bin/pywb
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy newsvault spiders pipelines archive catalog scheduler samplesite
+	$(BIN)/mypy newsvault spiders pipelines archive catalog scheduler samplesite web
 
 clean:
 	rm -rf var .pytest_cache

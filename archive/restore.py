@@ -59,7 +59,7 @@ def _check_keys(store: SnapshotStore, ref: SnapshotRef) -> None:
         check_name(key[len(ref.prefix) + 1 :])
 
 
-def _download_verified(
+def download_verified(
     store: SnapshotStore, ref: SnapshotRef, manifest: Manifest, name: str, dest_dir: Path, progress: Progress | None
 ) -> Path:
     """Download one file, hashing it on the way in; IntegrityError when it does not match the manifest."""
@@ -91,7 +91,7 @@ def _download_all(store: SnapshotStore, ref: SnapshotRef, manifest: Manifest, de
         ThreadPoolExecutor(max_workers=1 + min(MAX_PARALLEL_FILES, max(1, len(names))), thread_name_prefix="restore") as pool,
     ):
         keys = pool.submit(_check_keys, store, ref)
-        downloads = [pool.submit(_download_verified, store, ref, manifest, name, dest_dir, callback) for name in names]
+        downloads = [pool.submit(download_verified, store, ref, manifest, name, dest_dir, callback) for name in names]
         try:
             keys.result()
             for future in downloads:
@@ -102,7 +102,7 @@ def _download_all(store: SnapshotStore, ref: SnapshotRef, manifest: Manifest, de
             raise
 
 
-class _PayloadReader:
+class PayloadReader:
     """Streams a referenced record's payload, checking its sha1 against the revisit's digest at the end.
 
     The payload is never held in memory (a small WARC can inflate to gigabytes),
@@ -155,7 +155,7 @@ class _ReferencedPayloads:
             folder = self.work_dir / snapshot_id
             folder.mkdir(parents=True, exist_ok=True)
             with transfer_bar(f"download {filename}", getattr(manifest.file(filename), "size", 0), enabled=self.progress) as callback:
-                self._files[key] = _download_verified(self.store, ref, manifest, filename, folder, callback)
+                self._files[key] = download_verified(self.store, ref, manifest, filename, folder, callback)
             offsets: dict[str, int] = {}
             with open(self._files[key], "rb") as fh:
                 it = ArchiveIterator(fh)
@@ -226,7 +226,7 @@ def _make_self_contained(warc: Path, refs: _ReferencedPayloads, snapshot: str) -
                 rebuilt = writer.create_warc_record(
                     record.rec_headers.get_header("WARC-Target-URI"),
                     "response",
-                    payload=_PayloadReader(original.raw_stream, length, digest, (snapshot_id, filename)),
+                    payload=PayloadReader(original.raw_stream, length, digest, (snapshot_id, filename)),
                     length=length,
                     http_headers=_revisit_headers(record, original_headers),
                     warc_headers_dict={

@@ -17,7 +17,7 @@ from typing import Self
 
 from archive.index import archive_key
 from newsvault.errors import NewsvaultError
-from newsvault.sqlite import connect_wal
+from newsvault.sqlite import add_column, connect_wal
 
 SCHEMA_VERSION = "1"
 
@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
     started_at TEXT NOT NULL,
     finished_at TEXT NOT NULL,
     status TEXT NOT NULL,
-    items INTEGER NOT NULL
+    items INTEGER NOT NULL,
+    bytes INTEGER
 );
 CREATE TABLE IF NOT EXISTS versions (
     id INTEGER PRIMARY KEY,
@@ -151,6 +152,9 @@ class Catalog:
         self.db = connect_wal(self.path, schema=_SCHEMA, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self._claim_archive()
+        if "bytes" not in {row[1] for row in self.db.execute("PRAGMA table_info(snapshots)")}:
+            # Catalogs written before snapshot sizes were kept: their rows stay unsized until a rebuild.
+            add_column(self.db, "snapshots", "bytes", "INTEGER")
 
     def _claim_archive(self) -> None:
         with self.transaction():

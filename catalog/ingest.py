@@ -94,10 +94,10 @@ def ingest(catalog: Catalog, manifest: Manifest, items: Iterable[dict[str, Any]]
             [(manifest.site, str(url), snapshot_id, manifest.finished_at) for url in removed],
         )
         db.execute(
-            "INSERT INTO snapshots (snapshot_id, site, kind, started_at, finished_at, status, items)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO snapshots (snapshot_id, site, kind, started_at, finished_at, status, items, bytes)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (snapshot_id, manifest.site, manifest.kind, manifest.started_at, manifest.finished_at,
-             manifest.status, count),
+             manifest.status, count, manifest.total_bytes),
         )
         # What the crawl prepared and this snapshot does not hold (a version another snapshot
         # brought meanwhile, items past a salvaged prefix), and crawls that never committed.

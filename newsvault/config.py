@@ -27,6 +27,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -68,6 +69,8 @@ MAX_SECONDS = 10 * 365 * 24 * 3600
 # Keys whose values are never echoed in an error (a secret put in the config by mistake).
 _CREDENTIAL_KEY = re.compile(r"(?i)secret|token|password|passwd|credential|access_key|api_key|auth")
 ARCHIVE_SCHEMES = ("s3", "file")
+# A web token shorter than this is too easy to guess.
+MIN_WEB_TOKEN_LENGTH = 16
 
 
 class _Section(BaseModel):
@@ -279,6 +282,22 @@ class DaemonConfig(_Section):
         return value
 
 
+class WebConfig(_Section):
+    """The web view: ``newsvault web`` and ``newsvault daemon --web-port``."""
+
+    host: str = Field("127.0.0.1", description="binding anywhere but loopback needs a token")
+    port: int = Field(8765, ge=0, le=65535)
+    # Writes (trigger a run, verify a snapshot) are off without it.
+    token: SecretStr | None = Field(None, description="enables writes; better set as $NEWSVAULT_WEB_TOKEN")
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_WEB_TOKEN_LENGTH:
+            raise ValueError(f"a web token needs at least {MIN_WEB_TOKEN_LENGTH} characters")
+        return value
+
+
 class ScheduleConfig(_Section):
     """When one (site, kind) job runs: a cron expression or an interval."""
 
@@ -300,6 +319,7 @@ class Config(_Section):
     health: HealthConfig = HealthConfig()
     alerts: AlertsConfig = AlertsConfig()
     daemon: DaemonConfig = DaemonConfig()
+    web: WebConfig = WebConfig()
     # schedules[site][kind]; merged over the schedule a site profile declares.
     schedules: dict[str, dict[Kind, ScheduleConfig]] = {}
     source: str = Field("<defaults>", description="the file this came from, for messages")

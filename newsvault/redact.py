@@ -20,7 +20,7 @@ REDACTED = "[redacted]"
 # Environment variables whose values are secrets wherever they appear.
 SECRET_ENV_VARS = (
     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-    "NEWSVAULT_ALERT_WEBHOOK_TOKEN", "NEWSVAULT_ALERT_SMTP_PASSWORD",
+    "NEWSVAULT_ALERT_WEBHOOK_TOKEN", "NEWSVAULT_ALERT_SMTP_PASSWORD", "NEWSVAULT_WEB_TOKEN",
 )
 # Shorter than this, a value is too common a string to redact everywhere.
 _MIN_SECRET_LENGTH = 8

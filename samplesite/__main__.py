@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ban-from-tick", type=int, metavar="T", help="from tick T most deep pages answer 403/429")
     parser.add_argument("--empty-from-tick", type=int, metavar="T",
                         help="from tick T the front page, sections, RSS and sitemaps list nothing")
+    parser.add_argument("--hostile", action="store_true",
+                        help="add hostile content: articles and discussion titles carrying script, "
+                             "event handlers and broken markup (see docs/samplesite.md)")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     return parser
 
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         site = SampleSite(args.articles, seed=args.seed, tick=args.tick, clock=args.clock,
-                          threads=args.threads, oversize_bytes=args.oversize_bytes, edits=args.edits)
+                          threads=args.threads, oversize_bytes=args.oversize_bytes, edits=args.edits,
+                          hostile=args.hostile)
     except ValueError as exc:
         print(f"samplesite: {exc}", file=sys.stderr)
         return 2

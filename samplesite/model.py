@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from samplesite import banks, text
+from samplesite import hostile as hostile_module
 from samplesite.edits import TimedEdit, apply_edit, edit_schedule
 
 SITE_NAME = "Sample News"
@@ -87,18 +88,22 @@ class Specials:
     malformed: int
     redirect: int
     printable: int
+    # Articles with script, handlers and broken markup (SampleSite(hostile=True)); empty when off.
+    hostile: tuple[int, ...] = ()
 
     @classmethod
-    def for_articles(cls, articles: int) -> Specials:
+    def for_articles(cls, articles: int, hostile: bool = False) -> Specials:
         n = articles
         return cls(
             near_original=n - 30, near_copy=n - 1, exact_original=n - 25, exact_reprint=n - 3,
             no_charset=n - 2, flaky=n - 4, slow=n - 6, malformed=n - 8, redirect=n - 10,
             printable=n - 12,
+            hostile=tuple(n - k for k in hostile_module.ARTICLE_OFFSETS) if hostile else (),
         )
 
     def ids(self) -> frozenset[int]:
-        return frozenset(vars(self).values())
+        single = {value for name, value in vars(self).items() if name != "hostile"}
+        return frozenset(single | set(self.hostile))
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,9 @@ class Article:
     # ("title",), ("authors",), ("replace", old_index, new_index),
     # ("insert", new_index), ("delete", old_index). Empty for version 0.
     edit_ops: tuple[tuple[str | int, ...], ...] = ()
+    # (paragraph index, raw HTML) for paragraphs the page carries as markup, not
+    # escaped text: the hostile blocks; the paragraph holds their extracted text.
+    raw_html: tuple[tuple[int, str], ...] = ()
 
     @property
     def body(self) -> str:
@@ -168,6 +176,7 @@ class SampleSite:
         base_url: str = "http://127.0.0.1",
         oversize_bytes: int = DEFAULT_OVERSIZE_BYTES,
         edits: str = "ticks",
+        hostile: bool = False,
     ) -> None:
         if articles < MIN_ARTICLES:
             raise ValueError(f"articles must be at least {MIN_ARTICLES}, got {articles}")
@@ -190,7 +199,10 @@ class SampleSite:
         self.threads = threads
         self.base_url = base_url.rstrip("/")
         self.oversize_bytes = oversize_bytes
-        self.specials = Specials.for_articles(articles)
+        # Hostile content (samplesite/hostile.py): script, handlers and broken
+        # markup in a few articles and discussion titles. Off by default.
+        self.hostile = hostile
+        self.specials = Specials.for_articles(articles, hostile)
         self._special_ids = self.specials.ids()
         self._tick = tick
         # The replay caches are shared by server threads; one lock keeps them consistent.
@@ -306,6 +318,8 @@ class SampleSite:
 
     def _apply_role(self, article: Article) -> Article:
         sp = self.specials
+        if article.id in sp.hostile:
+            return self._hostile_article(article)
         if article.id == sp.exact_reprint:
             orig = self._base(sp.exact_original)
             return replace(
@@ -327,11 +341,33 @@ class SampleSite:
             )
         return article
 
+    def _hostile_article(self, article: Article) -> Article:
+        """The generated article with hostile blocks inserted into its body (and text in its lead)."""
+        blocks = hostile_module.body_blocks(article.id)
+        paragraphs: list[str] = []
+        raw: list[tuple[int, str]] = []
+        for index, paragraph in enumerate(article.paragraphs):
+            paragraphs.append(paragraph)
+            if index < len(blocks) - 1:
+                html, block_text = blocks[index]
+                raw.append((len(paragraphs), html))
+                paragraphs.append(block_text)
+        html, block_text = blocks[-1]
+        raw.append((len(paragraphs), html))
+        paragraphs.append(block_text)
+        return replace(
+            article, lead=article.lead + hostile_module.LEAD_SUFFIX, paragraphs=tuple(paragraphs),
+            ad_after=None, raw_html=tuple(raw),
+        )
+
     def _draw_headline(self, article_id: int, rng: random.Random) -> tuple[str, str]:
         language = "ru" if rng.random() < 0.5 else "en"
         if article_id == self.specials.no_charset:
             language = "ru"  # so a wrong charset guess visibly garbles the text
-        return language, text.title(rng, language)
+        title = text.title(rng, language)
+        if article_id in self.specials.hostile:
+            title += hostile_module.HEADLINE_SUFFIXES[self.specials.hostile.index(article_id)]
+        return language, title
 
     @functools.lru_cache(maxsize=65536)  # noqa: B019
     def _headline(self, article_id: int) -> tuple[str, str]:
@@ -577,6 +613,9 @@ class SampleSite:
         created = 0 if thread_id <= self.threads else (
             (thread_id - self.threads - 1) // NEW_THREADS_PER_TICK + 1
         )
+        if self.hostile and thread_id in hostile_module.THREAD_IDS:
+            title = hostile_module.THREAD_TITLES[hostile_module.THREAD_IDS.index(thread_id)]
+            return _Thread(thread_id, title, None, created)
         if thread_id > 3 and rng.random() < 0.25:
             target = rng.randint(1, thread_id - 1)
             while self._thread(target).reply_to_title is not None and target > 1:
@@ -609,6 +648,10 @@ class SampleSite:
             span = 3 * 24 * 60 if rng.random() < 0.8 else 21 * 24 * 60
             when = self.clock - timedelta(minutes=rng.randint(1, span))
             count = rng.randint(0, 30) if rng.random() < 0.95 else rng.randint(1000, 6000)
+            if self.hostile and tid in hostile_module.THREAD_IDS:
+                # The hostile threads lead the sidebar at tick 0: every other
+                # thread is at least a minute older (ties go to the higher id).
+                when = self.clock
             state.threads[tid] = (when, count)
         return state
 
@@ -695,6 +738,35 @@ class SampleSite:
             "duplicate_of": duplicate_of,
             "near_duplicate_of": near_of,
         }
+
+    def hostile_thread_ids(self, tick: int | None = None) -> list[int]:
+        """Threads whose title carries hostile text at a tick: the planted ones and replies quoting one."""
+        if not self.hostile:
+            return []
+        planted = {self._thread(tid).title for tid in hostile_module.THREAD_IDS}
+        return [
+            tid for tid in range(1, self.thread_count(tick) + 1)
+            if tid in hostile_module.THREAD_IDS or self._thread(tid).reply_to_title in planted
+        ]
+
+    def hostile_truth(self) -> dict[str, list[dict[str, Any]]]:
+        """The hostile articles and threads at the current tick, with the text a crawl must extract.
+
+        ``title`` (and an article's ``lead``) is the literal text, markup
+        characters included, exactly as ``article_truth`` / ``expected_discussions``
+        give it. Empty lists when the site is not hostile.
+        """
+        articles = [
+            {"id": i, "url": self.canonical_url(i), "path": self.article_path(i),
+             "title": self.title_at(i), "lead": self._base(i).lead, "live": self.is_live(i)}
+            for i in self.specials.hostile if self.exists(i)
+        ]
+        threads = [
+            {"id": tid, "url": self.thread_url(tid), "path": f"/threads/{tid}",
+             "title": self._thread(tid).title, "planted": tid in hostile_module.THREAD_IDS}
+            for tid in self.hostile_thread_ids()
+        ]
+        return {"articles": articles, "threads": threads}
 
     def expected_articles(self) -> list[dict[str, Any]]:
         """One clean item per distinct live article at the current tick, newest first."""

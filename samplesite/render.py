@@ -372,8 +372,11 @@ def _article_page(site: SampleSite, a: Article, *, printable: bool = False,
             f'"{escape(a.source_name, quote=False)}", and the point of view given by the author may '
             "not coincide (in whole or in part) with the point of view of the editorial board.</p>"
         )
+    raw_html = dict(a.raw_html)  # the hostile blocks, carried as markup
     for index, text in enumerate(a.paragraphs):
-        if malformed:
+        if index in raw_html:
+            body_parts.append(raw_html[index])
+        elif malformed:
             body_parts.append(_malformed_paragraph(text, index))
         else:
             body_parts.append(f"<p>{escape(text, quote=False)}</p>")

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import (
     EVENT_JOB_MAX_INSTANCES,
@@ -44,6 +44,9 @@ from scheduler.lock import DaemonLock
 from scheduler.metrics import HistoryCollector, MetricsServer, build_registry
 from scheduler.schedules import JobSpec, build_trigger, collect_jobs, describe
 from scheduler.trigger import TRIGGERS_DIR
+
+if TYPE_CHECKING:
+    from web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,7 @@ def make_scheduler(config: Config, max_workers: int = 8) -> BackgroundScheduler:
 class Daemon:
     """One daemon process: scheduler, history, launcher, trigger watcher, metrics."""
 
-    def __init__(self, config: Config, *, metrics_port: int | None = None,
+    def __init__(self, config: Config, *, metrics_port: int | None = None, web_port: int | None = None,
                  start_urls: Mapping[str, list[str]] | None = None, run_now: bool = False) -> None:
         self.config = config
         self.state_dir = config.state_dir
@@ -100,6 +103,8 @@ class Daemon:
         self.stop_event = threading.Event()
         self.specs: list[JobSpec] = []
         self.metrics: MetricsServer | None = None
+        self.web_port = web_port
+        self.web: WebServer | None = None
         self.watcher: threading.Thread | None = None
         self.archive_health = ArchiveHealth(state_dir=config.state_dir, spool_dir=config.spool_dir,
                                             archive_url=config.archive.url)
@@ -129,6 +134,7 @@ class Daemon:
             self._sync_jobs()
             self._install_signals()
             self._start_metrics()
+            self._start_web()
             self.watcher = threading.Thread(target=self._watch_triggers, name="triggers", daemon=True)
             self.watcher.start()
             self.scheduler.resume()
@@ -141,6 +147,8 @@ class Daemon:
             jobs.install_runtime(None)
             if self.metrics:
                 self.metrics.stop()
+            if self.web:
+                self.web.stop()
             self.history.close()
             lock.release()
 
@@ -311,6 +319,21 @@ class Daemon:
         host, port = self.metrics.address
         (self.state_dir / "metrics.addr").write_text(f"{host}:{port}\n", encoding="ascii")
 
+    def _start_web(self) -> None:
+        if self.web_port is None:
+            return
+        from web.server import WebServer
+
+        self.web = WebServer(self.config, port=self.web_port, next_runs=self._next_runs,
+                             daemon_running=lambda: True).start()
+        host, port = self.web.address
+        (self.state_dir / "web.addr").write_text(f"{host}:{port}\n", encoding="ascii")
+
+    def _next_runs(self) -> dict[str, str | None]:
+        """The live scheduler's next run time of each job (the web view's dashboard)."""
+        return {job.id: iso(job.next_run_time) if job.next_run_time else None
+                for job in self.scheduler.get_jobs(jobstore="default")}
+
     def health(self) -> dict[str, Any]:
         from apscheduler.schedulers.base import STATE_RUNNING
 
@@ -329,14 +352,15 @@ class Daemon:
                 "running_crawls": self.launcher.running(), "archive": archive, "jobs": job_list}
 
 
-def run_daemon(config: Config, *, metrics_port: int | None = None,
+def run_daemon(config: Config, *, metrics_port: int | None = None, web_port: int | None = None,
                start_urls: Mapping[str, list[str]] | None = None, run_now: bool = False) -> int:
     """Run the daemon in the foreground until SIGTERM/SIGINT; return the exit code (0).
 
     Raises ConfigError for a bad schedule and DaemonLockedError when another
     daemon runs on the same state directory.
     """
-    return Daemon(config, metrics_port=metrics_port, start_urls=start_urls, run_now=run_now).run()
+    return Daemon(config, metrics_port=metrics_port, web_port=web_port, start_urls=start_urls,
+                  run_now=run_now).run()
 
 
 # -- used by the CLI (no daemon needed) ------------------------------------------------

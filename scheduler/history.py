@@ -230,17 +230,26 @@ class SQLiteRunHistory:
         return _to_record(row) if row else None
 
     def list_runs(
-        self, *, site: str | None = None, job_id: str | None = None, limit: int | None = 50
+        self, *, site: str | None = None, job_id: str | None = None, limit: int | None = 50,
+        statuses: list[str] | None = None, since: str | None = None, until: str | None = None,
+        snapshot_id: str | None = None,
     ) -> list[RunRecord]:
-        """Newest first (by planned time, then start)."""
+        """Newest first (by planned time, then start); ``since``/``until`` bound that time (ISO 8601 UTC)."""
         sql = "SELECT * FROM runs"
         where, args = [], []
-        if site:
-            where.append("site=?")
-            args.append(site)
-        if job_id:
-            where.append("job_id=?")
-            args.append(job_id)
+        for column, value in (("site", site), ("job_id", job_id), ("snapshot_id", snapshot_id)):
+            if value:
+                where.append(f"{column}=?")
+                args.append(value)
+        if statuses:
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args.extend(statuses)
+        if since:
+            where.append("COALESCE(started_at, planned_at) >= ?")
+            args.append(since)
+        if until:
+            where.append("COALESCE(started_at, planned_at) < ?")
+            args.append(until)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY COALESCE(started_at, planned_at) DESC, run_id DESC"

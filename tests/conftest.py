@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.plugins.seaweedfs",
     "tests.plugins.cli",
     "tests.plugins.pages",
+    "tests.plugins.browser",
 ]

@@ -21,7 +21,6 @@ from archive.verify import (
     find_snapshot,
     latest_snapshot,
     load_manifest,
-    verify_snapshot,
 )
 from archive.writers import WriterIdentity, claim
 from catalog.ingest import committed_hook
@@ -163,25 +162,24 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    store = _store(config_from_args(args))
+    from archive.verify_log import VerifyLog, verify_and_record
+
+    config = config_from_args(args)
+    store = _store(config)
     refs = store.list_snapshots() if args.all else [find_snapshot(store, args.snapshot_id)]
     committed = committed_by_site(refs)
+    # Each outcome is recorded, so the web view shows when a snapshot was last checked.
+    log = VerifyLog.in_state_dir(config.state_dir, config.archive.url)
     failed = 0
     for ref in refs:
-        try:
-            ids = committed[ref.site] if args.all else None
-            manifest = verify_snapshot(store, ref, committed_ids=ids)
-        except IntegrityError as exc:
+        result = verify_and_record(store, ref, log, committed_ids=committed[ref.site] if args.all else None)
+        if not result.ok:
             failed += 1
-            print(f"FAILED {ref.snapshot_id}: {exc.filename}: {exc.problem}", file=sys.stderr)
-            continue
-        except StoreError as exc:  # unreadable objects (a link, a device) fail this snapshot, not the run
-            failed += 1
-            print(f"FAILED {ref.snapshot_id}: {exc}", file=sys.stderr)
+            print(f"FAILED {ref.snapshot_id}: {result.problem}", file=sys.stderr)
             continue
         # Older manifests carry no checksum of their own: their files check out, their values cannot.
-        note = "" if manifest.checksummed else "; unverifiable-manifest: no manifest_sha256 (older format)"
-        print(f"ok {ref.snapshot_id} ({len(manifest.files)} files, {manifest.total_bytes} bytes{note})")
+        note = f"; {result.problem}" if result.problem else ""
+        print(f"ok {ref.snapshot_id} ({result.files} files, {result.bytes} bytes{note})")
     if failed:
         print(f"newsvault: error: {failed} of {len(refs)} snapshots failed verification", file=sys.stderr)
         return EXIT_FAILED

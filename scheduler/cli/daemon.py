@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     archive_option(p)
     p.add_argument("--metrics-port", type=int, metavar="P",
                    help="serve /healthz and /metrics on this port (0: any free port)")
+    p.add_argument("--web-port", type=int, metavar="P",
+                   help="serve the web view on this port too (0: any free port; host: [web] host)")
     p.add_argument("--start-url", action="append", default=[], metavar="SITE[:KIND]=URL",
                    help="crawl SITE (or only its KIND job) from URL instead of the profile's "
                         "start URLs (repeatable)")
@@ -90,7 +92,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from scheduler.daemon import run_daemon
 
     config = config_from_args(args)
-    return run_daemon(config, metrics_port=args.metrics_port,
+    return run_daemon(config, metrics_port=args.metrics_port, web_port=args.web_port,
                       start_urls=_start_urls(args.start_url), run_now=args.run_now)
 
 
