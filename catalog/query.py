@@ -246,3 +246,21 @@ def search(catalog: Catalog, query: str, *, site: str | None = None, since: str 
         hits.append({"canonical_url": url, "site": latest["site"], "title": latest["title"], "versions": numbers,
                      "latest_version": len(numbered), "only_in_earlier_versions": len(numbered) not in numbers})
     return {"query": query, "hits": hits}
+
+
+# Bound parameters per query (SQLite's limit is 32766; lists of changes can be long).
+_IN_CHUNK = 500
+
+
+def titles(catalog: Catalog, urls: list[str], *, threads: bool = False) -> dict[str, str | None]:
+    """The latest title of each article (its most recently first-seen version) or thread (its last observation)."""
+    table, column, order = (("observations", "thread_url", "observed_at, snapshot_id") if threads
+                            else ("versions", "canonical_url", "id"))
+    found: dict[str, str | None] = {}
+    for start in range(0, len(urls), _IN_CHUNK):
+        chunk = urls[start:start + _IN_CHUNK]
+        rows = catalog.db.execute(
+            f"SELECT {column}, title FROM {table} WHERE {column} IN ({','.join('?' * len(chunk))}) ORDER BY {order}",
+            chunk)
+        found.update((row[0], row[1]) for row in rows)  # later rows win: the latest title
+    return found

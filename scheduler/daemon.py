@@ -116,6 +116,11 @@ class Daemon:
     # -- start ---------------------------------------------------------------------
     def run(self) -> int:
         self.specs = collect_jobs(self.config)  # ConfigError before anything starts
+        if self.web_port is not None:
+            from web.security import check_binding
+
+            token = self.config.web.token
+            check_binding(self.config.web.host, token.get_secret_value() if token else None)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         lock = DaemonLock(self.state_dir)
         lock.acquire()
@@ -324,8 +329,14 @@ class Daemon:
             return
         from web.server import WebServer
 
-        self.web = WebServer(self.config, port=self.web_port, next_runs=self._next_runs,
-                             daemon_running=lambda: True).start()
+        try:
+            self.web = WebServer(self.config, port=self.web_port, next_runs=self._next_runs,
+                                 daemon_running=lambda: True).start()
+        except OSError as exc:
+            # The crawls matter more than their view: archiving goes on without it.
+            log.error("web view not started on %s:%s: %s; the daemon runs without it",
+                      self.config.web.host, self.web_port, exc.strerror or exc)
+            return
         host, port = self.web.address
         (self.state_dir / "web.addr").write_text(f"{host}:{port}\n", encoding="ascii")
 

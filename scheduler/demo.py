@@ -23,6 +23,7 @@ from newsvault.redact import redact_handlers
 log = logging.getLogger("newsvault.demo")
 
 DEMO_DIR = Path("var/demo")
+DEMO_WEB_PORT = 8765
 SITE = "sample"
 
 DEMO_CONFIG = """\
@@ -75,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=int, default=300, help="articles on the sample site")
     parser.add_argument("--metrics-port", type=int, default=None, help="serve /healthz and /metrics")
+    parser.add_argument("--web-port", type=int, default=DEMO_WEB_PORT,
+                        help=f"serve the web view on 127.0.0.1:P (default {DEMO_WEB_PORT}; 0: any free port)")
+    parser.add_argument("--no-web", action="store_true", help="no web view")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -96,10 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         log.info("sample site on %s (pid %s); config %s; archive var/archive", base_url,
                  site_proc.pid, config_path)
-        log.info("press Ctrl-C to stop; see runs with: newsvault runs --config %s", config_path)
+        log.info("press Ctrl-C to stop; see runs with: newsvault runs --config %s%s", config_path,
+                 "" if args.no_web else " or in the web view (its address follows)")
         config = load_config(config_path)
         root = base_url.rstrip("/")
-        return run_daemon(config, metrics_port=args.metrics_port,
+        return run_daemon(config, metrics_port=args.metrics_port, web_port=None if args.no_web else args.web_port,
                           start_urls={f"{SITE}:articles": [f"{root}/"],
                                       f"{SITE}:discussions": [f"{root}/discussions/"]},
                           run_now=True)

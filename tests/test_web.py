@@ -396,3 +396,58 @@ def test_verify_now_from_the_snapshot_page(page: Any, web_archive: WebArchive) -
     screenshot(page, "web-snapshots")
     assert not page.errors
 
+
+
+# -- archived pages out of the snapshots ------------------------------------------------------
+def _archive_copy(web_archive: WebArchive, tmp_path: Path) -> Path:
+    import shutil
+
+    copy = tmp_path / "archive"
+    shutil.copytree(web_archive.root / "archive", copy)
+    return copy
+
+
+def test_an_unchanged_page_is_answered_from_the_snapshot_that_holds_its_payload(web_archive: WebArchive,
+                                                                               tmp_path: Path) -> None:
+    from warcio.archiveiterator import ArchiveIterator
+
+    from archive.captures import CaptureReader
+    from archive.stores import open_store
+
+    first, second = sorted(r.snapshot_id or "" for r in web_archive.runs()
+                           if r.kind == "articles" and r.status == "ok")[:2]
+    warc = next((web_archive.root / "archive").rglob(f"{second}/pages-*.warc.gz"))
+    with open(warc, "rb") as fh:
+        revisits = [r.rec_headers.get_header("WARC-Target-URI") for r in ArchiveIterator(fh) if r.rec_type == "revisit"]
+    assert revisits, "the second crawl wrote no revisit record"
+    reader = CaptureReader(open_store(str(web_archive.root / "archive")), tmp_path / "cache")
+    older, newer = reader.capture(first, revisits[0]), reader.capture(second, revisits[0])
+    # A revisit record holds no payload: the bytes come from the first snapshot, their digest checked.
+    assert newer.snapshot_id == second and newer.payload_snapshot_id == first
+    assert older.payload_snapshot_id == first
+    assert newer.body == older.body and len(newer.body) > 0 and newer.status == older.status
+
+
+def test_a_corrupt_warc_is_never_shown_and_verify_records_the_failure(web_archive: WebArchive,
+                                                                     tmp_path: Path) -> None:
+    from archive.captures import CaptureReader
+    from archive.stores import open_store
+    from archive.verify import find_snapshot
+    from archive.verify_log import verify_and_record
+    from newsvault.errors import IntegrityError
+
+    archive = _archive_copy(web_archive, tmp_path)
+    with web_archive.catalog() as cat:
+        row = cat.db.execute("SELECT v.url, s.snapshot_id FROM versions v JOIN sightings s ON s.version_id=v.id"
+                             " ORDER BY s.snapshot_id, v.url LIMIT 1").fetchone()
+    warc = next(archive.rglob(f"{row['snapshot_id']}/pages-*.warc.gz"))
+    data = bytearray(warc.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    warc.write_bytes(bytes(data))
+    store = open_store(str(archive))
+    with pytest.raises(IntegrityError, match="does not match"):
+        CaptureReader(store, tmp_path / "cache").capture(row["snapshot_id"], row["url"])
+    log = VerifyLog(tmp_path / "verify-log.sqlite", str(archive))
+    result = verify_and_record(store, find_snapshot(store, row["snapshot_id"]), log)
+    assert result.status == "failed" and warc.name in (result.problem or "")
+    assert log.last()[row["snapshot_id"]].status == "failed"

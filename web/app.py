@@ -36,6 +36,8 @@ from web.security import AUTH_COOKIE, CAPTURE_CSP, SESSION_COOKIE, Guard, Securi
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 MAX_LIMIT = 500
+# Entries per list on a site page (the counts above each list are complete).
+SITE_LIST_LIMIT = 200
 
 
 def _environment() -> Environment:
@@ -130,7 +132,12 @@ class Pages:
             changes = query.changes(self.ctx.require_catalog(), site, since, until)
         except CatalogError as exc:
             return self.problem(request, 400, str(exc))
-        return self.render(request, "site.html", site=site, changes=changes, since=since, until=until or "")
+        cat = self.ctx.require_catalog()
+        articles = [url for key in ("new", "updated", "removed") for url in changes["articles"][key][:SITE_LIST_LIMIT]]
+        threads = [url for key in ("new", "updated") for url in changes["threads"][key][:SITE_LIST_LIMIT]]
+        return self.render(request, "site.html", site=site, changes=changes, since=since, until=until or "",
+                           titles=query.titles(cat, articles), thread_titles=query.titles(cat, threads, threads=True),
+                           limit=SITE_LIST_LIMIT)
 
     def article(self, request: Request) -> Response:
         p = request.query_params
