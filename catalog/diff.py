@@ -40,7 +40,7 @@ def changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [name for name in (*DIFF_FIELDS, "body") if (old.get(name) or None) != (new.get(name) or None)]
 
 
-def _paragraphs(body: str | None) -> list[str]:
+def paragraphs(body: str | None) -> list[str]:
     return [p for p in (body or "").split("\n\n") if p.strip()]
 
 
@@ -61,7 +61,7 @@ def _word_diff(old: str, new: str) -> list[dict[str, str]]:
 
 def body_diff(old: str | None, new: str | None) -> list[dict[str, Any]]:
     """Paragraph operations: equal, delete, insert, and replace with a word-level diff inside."""
-    a, b = _paragraphs(old), _paragraphs(new)
+    a, b = paragraphs(old), paragraphs(new)
     ops: list[dict[str, Any]] = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
         if op == "equal":

@@ -45,7 +45,15 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["q"] = lambda value: quote(str(value or ""), safe="")
     env.filters["size"] = _size
+    env.filters["field"] = _field
     return env
+
+
+def _field(value: Any) -> str:
+    """A version field as a reader sees it: lists (authors, tags) joined, nothing for None."""
+    if value is None:
+        return ""
+    return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 
 def _size(value: Any) -> str:
@@ -153,7 +161,8 @@ class Pages:
         result = catalog_diff.diff(older, newer) if older.number != newer.number else None
         view = "side" if p.get("view") == "side" else "inline"
         return self.render(request, "article.html", url=url, versions=found, history=history, older=older,
-                           newer=newer, diff=result, view=view)
+                           newer=newer, diff=result, view=view,
+                           paragraphs=catalog_diff.paragraphs(newer.fields.get("body")))
 
     def thread(self, request: Request) -> Response:
         try:

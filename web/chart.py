@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from html import escape
 
 WIDTH, HEIGHT = 720, 220
-_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 16, 16, 36
+_LEFT, _RIGHT, _TOP, _BOTTOM = 96, 16, 16, 36
 
 
 @dataclass(frozen=True)
