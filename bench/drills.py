@@ -43,6 +43,11 @@
 (j) two-writers: a copy of a state dir crawling into the same archive is
     refused (naming the first state dir) until ``newsvault claim``; then the
     original is refused.
+(web) the web view on a hostile archive: every page, and every page with
+    markup in each parameter, escaped and under a no-script policy; archived
+    pages sandboxed; writes refused without the token, CSRF field or origin;
+    no file from outside; no listening beyond loopback without a token
+    (bench/drills_web.py).
 
     python bench/drills.py [--quick] [--only kills,s3,faults,overwrite,...] [--seed 7] [--json FILE]
 """
@@ -89,6 +94,7 @@ from common import (
     write_sample_profile,
 )
 from drills_input import drill_config, drill_regex, drill_secrets, report_input
+from drills_web import drill_web, report_web
 
 CLI = [PYTHON, "-m", "scheduler"]
 PARTIAL = ".partial"
@@ -1819,6 +1825,7 @@ ALL_DRILLS = (
     "config",
     "moved-host",
     "silent-failures",
+    "web",
 )
 S3_DRILLS = {"kills", "s3", "overwrite", "prune-race", "two-writers", "secrets"}
 # Site sizes: the small site serves the daemons, the site-down runs and the two writers.
@@ -1934,6 +1941,8 @@ def main(argv: list[str] | None = None) -> int:
                 timed("regex", drill_regex, work)
             if "config" in only:
                 timed("config", drill_config, work)
+            if "web" in only:
+                timed("web", drill_web, work)
 
     results["code_at_end"] = code_fingerprint()
     results["code_changed_during_run"] = results["code_at_end"] != results["code_at_start"]
@@ -2044,6 +2053,7 @@ def report(results: dict[str, Any]) -> None:
         print(f"pages not used, by reason: {f['page_stats']}")
     report_truth(results)
     report_input(results)
+    report_web(results)
 
 
 # --- reports of the archive-truth drills ------------------------------------------------

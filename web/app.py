@@ -204,9 +204,9 @@ class Pages:
         try:
             found = self.ctx.captures().capture(snapshot_id, url)
         except (CaptureNotFoundError, SnapshotNotFoundError) as exc:
-            return Response(str(exc), status_code=404, media_type="text/plain")
+            return self.problem(request, 404, str(exc))
         except IntegrityError as exc:
-            return Response(f"the archived copy fails its check: {exc}", status_code=502, media_type="text/plain")
+            return self.problem(request, 502, f"the archived copy fails its check: {exc}")
         media = found.content_type.split(";")[0].strip().lower()
         # Only what a browser shows inertly under the sandbox; anything else is offered as bytes.
         shown = media if media in ("text/html", "text/plain", "image/jpeg", "image/png", "image/gif") else \

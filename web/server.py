@@ -51,6 +51,8 @@ class WebServer:
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.socket.bind((self.host, self.port))
+            # Listening now: a client told the address at once queues instead of being refused.
+            self.socket.listen(128)
         except OSError:
             self.socket.close()
             self.context.close()
@@ -77,7 +79,8 @@ class WebServer:
 
     def serve_forever(self) -> None:
         """Serve in the foreground until SIGINT or SIGTERM, then finish the requests under way."""
-        def stop(_signum: int, _frame: object) -> None:
+        def stop(signum: int, _frame: object) -> None:
+            log.info("web view: %s, stopping", signal.Signals(signum).name)
             self.server.should_exit = True
 
         for signum in (signal.SIGINT, signal.SIGTERM):
