@@ -78,7 +78,7 @@ def test_example_config_loads_and_names_every_key() -> None:
     config = load_config(example, env={})
     assert config.schedules["sample"]["articles"].cron
     text = example.read_text(encoding="utf-8")
-    for section in ("archive", "state", "sites", "crawl", "revisit", "health", "alerts", "daemon"):
+    for section in ("archive", "state", "sites", "crawl", "revisit", "health", "alerts", "daemon", "web"):
         model = getattr(config, section)
         for key in type(model).model_fields:
             # Optional keys appear commented out, with an example value.

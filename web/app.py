@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from archive.captures import CaptureNotFoundError
+from archive.captures import Capture, CaptureNotFoundError
 from archive.verify import find_snapshot
 from archive.verify_log import verify_and_record
 from catalog import diff as catalog_diff
@@ -187,26 +187,29 @@ class Pages:
         return self.render(request, "search.html", form=form, result=result, error=None)
 
     # -- archived pages ------------------------------------------------------------------
-    def capture(self, request: Request) -> Response:
+    def _capture(self, request: Request) -> Capture | Response:
+        """The capture the request names, or the page that says why there is none."""
         snapshot_id, url = request.path_params["snapshot_id"], request.query_params.get("url") or ""
         try:
-            found = self.ctx.captures().capture(snapshot_id, url)
+            return self.ctx.captures().capture(snapshot_id, url)
         except (CaptureNotFoundError, SnapshotNotFoundError) as exc:
             return self.problem(request, 404, str(exc))
         except IntegrityError as exc:
             return self.problem(request, 502, f"the archived copy fails its check: {exc}")
-        raw = f"/capture/{quote(snapshot_id, safe='')}/raw?{urlencode({'url': url})}"
+
+    def capture(self, request: Request) -> Response:
+        found = self._capture(request)
+        if isinstance(found, Response):
+            return found
+        url = request.query_params.get("url") or ""
+        raw = f"/capture/{quote(found.snapshot_id, safe='')}/raw?{urlencode({'url': url})}"
         return self.render(request, "capture.html", capture=found, raw_url=raw, url=url)
 
     def capture_raw(self, request: Request) -> Response:
         """The archived bytes, sandboxed: shown only inside the capture page's frame, never as this origin."""
-        snapshot_id, url = request.path_params["snapshot_id"], request.query_params.get("url") or ""
-        try:
-            found = self.ctx.captures().capture(snapshot_id, url)
-        except (CaptureNotFoundError, SnapshotNotFoundError) as exc:
-            return self.problem(request, 404, str(exc))
-        except IntegrityError as exc:
-            return self.problem(request, 502, f"the archived copy fails its check: {exc}")
+        found = self._capture(request)
+        if isinstance(found, Response):
+            return found
         media = found.content_type.split(";")[0].strip().lower()
         # Only what a browser shows inertly under the sandbox; anything else is offered as bytes.
         shown = media if media in ("text/html", "text/plain", "image/jpeg", "image/png", "image/gif") else \
