@@ -50,6 +50,11 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_job_started ON runs (job_id, started_at);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+-- The orders of list_runs, last_runs and last_judged_runs: without them each is a scan
+-- and a sort (last_runs per row of the table, quadratic in the history's length).
+CREATE INDEX IF NOT EXISTS runs_newest ON runs (COALESCE(started_at, planned_at), run_id);
+CREATE INDEX IF NOT EXISTS runs_job_last ON runs (job_id, COALESCE(finished_at, planned_at));
+CREATE INDEX IF NOT EXISTS runs_job_newest ON runs (job_id, COALESCE(started_at, planned_at), run_id);
 """
 
 
@@ -271,9 +276,10 @@ class SQLiteRunHistory:
     def _latest_per_job(self, where: str, order: str) -> dict[str, RunRecord]:
         """Per job, its first row by ``order`` among those matching ``where`` (fixed SQL of this class)."""
         with self._lock:
+            # Once per job (not once per row), each answered from a (job_id, order) index.
             rows = self._conn.execute(
-                f"SELECT * FROM runs r WHERE run_id = (SELECT run_id FROM runs WHERE job_id = r.job_id"
-                f" AND {where} ORDER BY {order} LIMIT 1)"
+                f"SELECT r.* FROM (SELECT DISTINCT job_id FROM runs) j JOIN runs r ON r.run_id ="
+                f" (SELECT run_id FROM runs WHERE job_id = j.job_id AND {where} ORDER BY {order} LIMIT 1)"
             ).fetchall()
         return {r["job_id"]: _to_record(r) for r in rows}
 
