@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.plugins.cli",
     "tests.plugins.pages",
     "tests.plugins.browser",
+    "tests.plugins.postgres",
 ]
