@@ -134,7 +134,7 @@ BAD_CONFIGS = {
     'archive.url = "ftp://x/y"': ('[archive]\nurl = "ftp://x/y"\n', "archive.url"),
     "interval_seconds = 99999999999999999": ("[schedules.sample.articles]\ninterval_seconds = 99999999999999999\n",
                                              "schedules.sample.articles.interval_seconds"),
-    "jobstore_url without its driver": ('[daemon]\njobstore_url = "postgresql://u:pw@db/x"\n', "daemon.jobstore_url"),
+    "jobstore_url without its driver": ('[daemon]\njobstore_url = "mysql+mysqldb://u:pw@db/x"\n', "daemon.jobstore_url"),
     "unknown key": ("[crawl]\nconcurency = 4\n", "crawl.concurency"),
 }
 

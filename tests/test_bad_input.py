@@ -28,7 +28,7 @@ CANARY_TOKEN = "canary-session-token-8e3d51aa90"
         ('[archive]\nurl = "s3:///prefix"\n', "archive.url", "needs a bucket"),
         ("[schedules.sample.articles]\ninterval_seconds = 99999999999999999\n",
          "schedules.sample.articles.interval_seconds", "less than or equal"),
-        ('[daemon]\njobstore_url = "postgresql://newsvault:hunter2hunter2@db.example/newsvault"\n',
+        ('[daemon]\njobstore_url = "mysql+mysqldb://newsvault:hunter2hunter2@db.example/newsvault"\n',
          "daemon.jobstore_url", "driver is not installed"),
     ],
 )
