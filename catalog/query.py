@@ -94,11 +94,14 @@ def versions(catalog: Catalog, url: str) -> list[Version]:
     return out
 
 
-def history(catalog: Catalog, url: str) -> dict[str, Any]:
-    """The versions of an article with what changed from one to the next (fields, body size)."""
+def history(catalog: Catalog, url: str, *, found: list[Version] | None = None) -> dict[str, Any]:
+    """The versions of an article with what changed from one to the next (fields, body size).
+
+    ``found``: its versions, when the caller has read them already.
+    """
     from catalog.diff import changed_fields
 
-    found = versions(catalog, url)
+    found = found if found is not None else versions(catalog, url)
     rows = []
     previous: Version | None = None
     for version in found:

@@ -290,6 +290,11 @@ class WebConfig(_Section):
     # Writes (trigger a run, verify a snapshot) are off without it.
     token: SecretStr | None = Field(None, description="enables writes; better set as $NEWSVAULT_WEB_TOKEN")
 
+    @property
+    def token_value(self) -> str | None:
+        """The token itself, for the code that checks it (it is never printed)."""
+        return self.token.get_secret_value() if self.token is not None else None
+
     @field_validator("token")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:

@@ -119,8 +119,7 @@ class Daemon:
         if self.web_port is not None:
             from web.security import check_binding
 
-            token = self.config.web.token
-            check_binding(self.config.web.host, token.get_secret_value() if token else None)
+            check_binding(self.config.web.host, self.config.web.token_value)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         lock = DaemonLock(self.state_dir)
         lock.acquire()

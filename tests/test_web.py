@@ -188,6 +188,15 @@ def test_bearer_verify_records_the_outcome(web_archive: WebArchive) -> None:
     assert check.status == "ok"
 
 
+def test_a_link_cannot_make_a_snapshot_page_claim_a_check(web_archive: WebArchive) -> None:
+    with web_archive.catalog() as cat:
+        snapshot_id = sorted(cat.snapshot_ids())[1]  # no test verifies this one
+    for query_string in ("message=verified%3A+every+file+matches+its+checksum", "checked=1"):
+        status, _, body = _get(f"{web_archive.url}/snapshots/{snapshot_id}?{query_string}")
+        assert status == 200
+        assert "every file matches" not in body and 'data-verify="never"' in body
+
+
 def test_serving_beyond_loopback_without_a_token_is_refused(tmp_path: Path) -> None:
     config = _write_config(tmp_path)
     out = run_newsvault("web", "--config", str(config), "--host", "0.0.0.0", "--port", "0", timeout=60)

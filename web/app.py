@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from archive.captures import Capture, CaptureNotFoundError
 from archive.verify import find_snapshot
-from archive.verify_log import verify_and_record
+from archive.verify_log import Verification, verify_and_record
 from catalog import diff as catalog_diff
 from catalog import query
 from catalog.db import CatalogError
@@ -130,7 +130,10 @@ class Pages:
             data = self.ctx.snapshot(request.path_params["snapshot_id"])
         except CatalogError as exc:
             return self.problem(request, 404, str(exc))
-        return self.render(request, "snapshot.html", **data, message=request.query_params.get("message"))
+        # After "verify now", the outcome is read back from the verify log, never taken from the URL:
+        # a link cannot make the page claim a check that did not happen.
+        check = data["verification"] if request.query_params.get("checked") else None
+        return self.render(request, "snapshot.html", **data, message=_verify_message(check) if check else None)
 
     def site(self, request: Request) -> Response:
         site = request.path_params["site"]
@@ -153,7 +156,7 @@ class Pages:
         try:
             cat = self.ctx.require_catalog()
             found = query.versions(cat, url)
-            history = query.history(cat, url)
+            history = query.history(cat, url, found=found)
             older = query.pick_version(found, p.get("from") or None, -2 if len(found) > 1 else -1)
             newer = query.pick_version(found, p.get("to") or None, -1)
         except CatalogError as exc:
@@ -275,9 +278,13 @@ class Pages:
             result = await run_in_threadpool(verify_and_record, self.ctx.store(), ref, self.ctx.verify_log)
         except (SnapshotNotFoundError, StoreError) as exc:
             return self.problem(request, 404 if isinstance(exc, SnapshotNotFoundError) else 502, str(exc))
-        message = "verified: every file matches its checksum" if result.ok else f"{result.status}: {result.problem}"
-        return RedirectResponse(f"/snapshots/{quote(snapshot_id, safe='')}?{urlencode({'message': message})}",
+        log.info("web: verified %s: %s", snapshot_id, result.status)
+        return RedirectResponse(f"/snapshots/{quote(snapshot_id, safe='')}?checked={quote(result.verified_at)}",
                                 status_code=303)
+
+
+def _verify_message(check: Verification) -> str:
+    return "verified: every file matches its checksum" if check.ok else f"{check.status}: {check.problem}"
 
 
 def _local_path(target: str) -> str:

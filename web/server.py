@@ -29,10 +29,6 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _token(config: Config) -> str | None:
-    return config.web.token.get_secret_value() if config.web.token else None
-
-
 class WebServer:
     """One uvicorn server of the web view on (host, port); port 0 picks a free one (see :attr:`address`)."""
 
@@ -41,7 +37,7 @@ class WebServer:
                  daemon_running: Callable[[], bool] | None = None) -> None:
         self.host = host or config.web.host
         self.port = config.web.port if port is None else port
-        token = _token(config)
+        token = config.web.token_value
         check_binding(self.host, token)  # before anything listens
         self.context = WebContext(config, next_runs=next_runs, is_daemon_running=daemon_running)
         app = create_app(self.context, token)
