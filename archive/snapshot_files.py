@@ -74,14 +74,16 @@ class SnapshotFiles:
         self.item_counts: Counter[str] = Counter()
         self._closed = False
 
-    def write_item(self, item: dict[str, Any]) -> None:
-        """Append one item to items.jsonl.gz (and count it by type and change)."""
+    def write_item(self, item: dict[str, Any]) -> bytes:
+        """Append one item to items.jsonl.gz (and count it by type and change); the line written."""
         self.item_counts[f"{item.get('type', 'unknown')}/{item.get('change', 'none')}"] += 1
-        self._items.write(item_line(item))
+        line = item_line(item)
+        self._items.write(line)
         self._items_since_flush += 1
         if self._items_since_flush >= ITEM_FLUSH_EVERY:
             self._items.flush()
             self._items_since_flush = 0
+        return line
 
     def record(self, **exchange: Any) -> None:
         """Write one exchange: a revisit if the index holds an earlier capture of its payload."""

@@ -131,14 +131,17 @@ class CatalogPreparer:
         self._catalog: Catalog | None = None
         self._off = False
 
-    def add(self, item: dict[str, Any]) -> None:
-        """One item as written to the items file (anything but an article with a canonical URL counts nothing)."""
+    def add(self, item: dict[str, Any], line: bytes | None = None) -> None:
+        """One item as written to the items file (anything but an article with a canonical URL counts nothing).
+
+        ``line`` is the item's line of the items file when the caller has it already.
+        """
         if self._off:
             return
         if item.get("type") != "article" or not item.get("canonical_url"):
             return  # not counted: a snapshot holding such an item is read the usual way
         # Exactly what the items file holds (its JSON), so the rows are those reading it would give.
-        self._pending.append(json.loads(item_line(item)))
+        self._pending.append(json.loads(line if line is not None else item_line(item)))
         if len(self._pending) >= BATCH:
             self.flush()
 
@@ -149,37 +152,55 @@ class CatalogPreparer:
         try:
             if self._catalog is None:
                 self._catalog = Catalog(self.path, self.archive_url)
-            prepared_at = _now()
             with self._catalog.transaction() as db:
-                for item in batch:
-                    self.prepared += self._prepare(db, item, prepared_at)
+                self.prepared += self._prepare(db, batch, _now())
         except (sqlite3.Error, CatalogError, OSError) as exc:
             # The ingest then reads the items file: nothing is lost, it is only slower.
             log.info("catalog preparation is off for snapshot %s: %s", self.snapshot_id, exc)
             self._off = True
 
-    def _prepare(self, db: sqlite3.Connection, item: dict[str, Any], prepared_at: str) -> int:
-        site, url, key = item.get("site") or "", item["canonical_url"], version_key(item)
-        self._seq += 1
-        db.execute(
+    def _prepare(self, db: sqlite3.Connection, batch: list[dict[str, Any]], prepared_at: str) -> int:
+        """One batch: a sighting per item, a version row and index entry per version new to the catalog."""
+        keyed = [(item.get("site") or "", item["canonical_url"], version_key(item), item) for item in batch]
+        sightings = []
+        for site, url, key, item in keyed:
+            self._seq += 1
+            sightings.append((self.snapshot_id, self._seq, prepared_at, site, url, key,
+                              str(item.get("fetched_at") or ""), item.get("views"), item.get("comment_count")))
+        db.executemany(
             "INSERT INTO prepared_sightings (snapshot_id, seq, prepared_at, site, canonical_url, content_hash,"
-            " fetched_at, views, comment_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.snapshot_id, self._seq, prepared_at, site, url, key, str(item.get("fetched_at") or ""),
-             item.get("views"), item.get("comment_count")))
-        if db.execute("SELECT 1 FROM versions WHERE site=? AND canonical_url=? AND content_hash=?",
-                      (site, url, key)).fetchone():
-            return 0  # a known version: the commit adds a sighting, nothing to index
-        if db.execute("SELECT 1 FROM prepared_versions WHERE snapshot_id=? AND site=? AND canonical_url=?"
-                      " AND content_hash=?", (self.snapshot_id, site, url, key)).fetchone():
-            return 0  # the same version twice in one crawl
-        row_id = free_version_id(db, version_id(str(item.get("fetched_at") or ""), key))
-        values = version_values(site, url, key, item)
-        db.execute("INSERT INTO versions_fts (rowid, title, lead, body) VALUES (?, ?, ?, ?)",
-                   (row_id, values[4] or "", values[5] or "", values[6] or ""))
-        db.execute(f"INSERT INTO prepared_versions (id, snapshot_id, prepared_at, {_COLUMNS})"
-                   f" VALUES (?, ?, ?, {','.join('?' * len(VERSION_COLUMNS))})",
-                   (row_id, self.snapshot_id, prepared_at, *values))
-        return 1
+            " fetched_at, views, comment_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", sightings)
+        # Versions the catalog holds (the commit adds a sighting) or this crawl prepared already: nothing to index.
+        seen = self._known(db, [(site, url, key) for site, url, key, _ in keyed])
+        index_rows, version_rows, taken = [], [], set()
+        for site, url, key, item in keyed:
+            if (site, url, key) in seen:
+                continue
+            seen.add((site, url, key))
+            row_id = free_version_id(db, version_id(str(item.get("fetched_at") or ""), key))
+            while row_id in taken:  # held by an earlier version of this batch, not written yet
+                row_id = free_version_id(db, row_id + 1)
+            taken.add(row_id)
+            values = version_values(site, url, key, item)
+            index_rows.append((row_id, values[4] or "", values[5] or "", values[6] or ""))
+            version_rows.append((row_id, self.snapshot_id, prepared_at, *values))
+        db.executemany("INSERT INTO versions_fts (rowid, title, lead, body) VALUES (?, ?, ?, ?)", index_rows)
+        db.executemany(f"INSERT INTO prepared_versions (id, snapshot_id, prepared_at, {_COLUMNS})"
+                       f" VALUES (?, ?, ?, {','.join('?' * len(VERSION_COLUMNS))})", version_rows)
+        return len(version_rows)
+
+    def _known(self, db: sqlite3.Connection, keys: list[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        """Which (site, canonical URL, content hash) the catalog holds or this snapshot prepared."""
+        if not keys:
+            return set()
+        values = ", ".join(["(?, ?, ?)"] * len(keys))
+        params = [part for key in keys for part in key]
+        known = db.execute(f"SELECT site, canonical_url, content_hash FROM versions"
+                           f" WHERE (site, canonical_url, content_hash) IN (VALUES {values})", params).fetchall()
+        prepared = db.execute(f"SELECT site, canonical_url, content_hash FROM prepared_versions"
+                              f" WHERE snapshot_id = ? AND (site, canonical_url, content_hash) IN (VALUES {values})",
+                              [self.snapshot_id, *params]).fetchall()
+        return {tuple(row) for row in known + prepared}  # type: ignore[misc]
 
     def close(self) -> None:
         """Prepare what is still buffered, then let the catalog go."""
