@@ -74,8 +74,12 @@ class SnapshotFiles:
         self.item_counts: Counter[str] = Counter()
         self._closed = False
 
-    def write_item(self, item: dict[str, Any]) -> bytes:
-        """Append one item to items.jsonl.gz (and count it by type and change); the line written."""
+    def write_item(self, item: dict[str, Any]) -> None:
+        """Append one item to items.jsonl.gz (and count it by type and change)."""
+        self.append_item(item)
+
+    def append_item(self, item: dict[str, Any]) -> bytes:
+        """:meth:`write_item`, giving back the line written (the catalog's preparation reuses it)."""
         self.item_counts[f"{item.get('type', 'unknown')}/{item.get('change', 'none')}"] += 1
         line = item_line(item)
         self._items.write(line)

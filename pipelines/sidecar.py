@@ -208,7 +208,7 @@ class SidecarCore:
         except Exception as exc:  # noqa: BLE001 - a bug in a stage fails this item only, like in-process
             return ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(), self.stages.stats.take())
         if self.files is not None:
-            line = self.files.write_item(result)  # a failure here is the sidecar's, not the item's: it propagates
+            line = self.files.append_item(result)  # a failure here is the sidecar's, not the item's: it propagates
             if self.catalog is not None:
                 self.catalog.add(result, line)
         return ("done", result, self.stages.stats.take())
@@ -222,7 +222,7 @@ class SidecarCore:
         """An item written as it is, past the stages (direct use of a staging dir)."""
         if self.files is None:
             raise SidecarError("no snapshot is open to write items into")
-        line = self.files.write_item(item)
+        line = self.files.append_item(item)
         if self.catalog is not None:
             self.catalog.add(item, line)
 
