@@ -89,6 +89,8 @@ EXTENSIONS = {
 # --- newsvault: state -----------------------------------------------------
 # Dedupe and change-tracking state, run history, job store and spool live here.
 NEWSVAULT_STATE_DIR = DEFAULTS["NEWSVAULT_STATE_DIR"]
+# A cluster's shared change-tracking state (PostgreSQL, [cluster] url); None: SQLite in the state dir.
+NEWSVAULT_STATE_URL = DEFAULTS["NEWSVAULT_STATE_URL"]
 # How known articles this crawl did not reach are revisited (newsvault/revisit.py);
 # a site profile's [revisit] table is laid over it.
 NEWSVAULT_REVISIT = DEFAULTS["NEWSVAULT_REVISIT"]

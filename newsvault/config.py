@@ -303,6 +303,35 @@ class WebConfig(_Section):
         return value
 
 
+class ClusterConfig(_Section):
+    """Several hosts sharing one schedule, one queue of runs and one state, in PostgreSQL (off by default)."""
+
+    # The change-tracking state of every crawl lives here once it is set.
+    url: SecretStr | None = Field(None, description="libpq URL of the shared PostgreSQL database;"
+                                  " better set as $NEWSVAULT_CLUSTER_URL (it may hold a password)")
+
+    @property
+    def url_value(self) -> str | None:
+        """The URL itself, for the code that connects (it is never printed)."""
+        return self.url.get_secret_value() if self.url is not None else None
+
+    @field_validator("url")
+    @classmethod
+    def _postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        """Refused at load: another engine, or PostgreSQL's driver missing."""
+        if value is None:
+            return value
+        from newsvault.sqldb import is_postgres_url
+
+        if not is_postgres_url(value.get_secret_value()):
+            raise ValueError("a cluster needs a PostgreSQL URL (postgresql://...)")
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:
+            raise ValueError(f"PostgreSQL's driver is not installed (pip install 'newsvault[cluster]'): {exc}") from exc
+        return value
+
+
 class ScheduleConfig(_Section):
     """When one (site, kind) job runs: a cron expression or an interval."""
 
@@ -325,6 +354,7 @@ class Config(_Section):
     alerts: AlertsConfig = AlertsConfig()
     daemon: DaemonConfig = DaemonConfig()
     web: WebConfig = WebConfig()
+    cluster: ClusterConfig = ClusterConfig()
     # schedules[site][kind]; merged over the schedule a site profile declares.
     schedules: dict[str, dict[Kind, ScheduleConfig]] = {}
     source: str = Field("<defaults>", description="the file this came from, for messages")
@@ -371,6 +401,8 @@ class Config(_Section):
             "NEWSVAULT_REVISIT": self.revisit.policy(enabled=crawl.recheck_known).as_settings(),
             "NEWSVAULT_WORKER_PROCESSES": crawl.worker_processes,
             "NEWSVAULT_STATE_DIR": str(self.state_dir),
+            # The shared state of a cluster (None: SQLite under the state dir).
+            "NEWSVAULT_STATE_URL": self.cluster.url_value,
             "NEWSVAULT_ARCHIVE_URL": self.archive.url,
             "NEWSVAULT_SPOOL_DIR": str(self.spool_dir),
             "NEWSVAULT_CATALOG_PATH": str(self.catalog_path),

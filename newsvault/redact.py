@@ -28,6 +28,9 @@ _HEADER_VALUES = re.compile(
     r"(?i)(x-amz-security-token|x-amz-server-side-encryption-customer-key|authorization|proxy-authorization)"
     r"(['\"]?\s*[:=]\s*['\"]?(?:b['\"])?)([^'\"\r\n}]+)"
 )
+# The password of a URL (postgresql://user:password@host/db) or of a libpq keyword string (password=...).
+_URL_PASSWORD = re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@'\"]*:)([^@\s/'\"]+)@")
+_KEYWORD_PASSWORD = re.compile(r"(?i)\b(password\s*=\s*)('[^']*'|[^\s'\"]+)")
 _QUERY_VALUES = re.compile(r"(?i)(X-Amz-Security-Token|X-Amz-Signature|X-Amz-Credential|Signature)=([^&\s'\",]+)")
 
 
@@ -37,11 +40,13 @@ def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with credential header values, signed-URL parameters and ``secrets`` replaced."""
+    """``text`` with credential header values, signed-URL parameters, URL passwords and ``secrets`` replaced."""
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
     text = _HEADER_VALUES.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    text = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", text)
+    text = _KEYWORD_PASSWORD.sub(lambda m: m.group(1) + REDACTED, text)
     return _QUERY_VALUES.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
 
 

@@ -43,6 +43,7 @@ class ChangeTrackingPipeline:
         self,
         *,
         state_dir: str | Path | None = None,
+        state_url: str | None = None,
         store: StateStore | None = None,
         stats: Any = None,
         run: str | None = None,
@@ -52,6 +53,7 @@ class ChangeTrackingPipeline:
         if store is None and state_dir is None:
             raise ValueError("ChangeTrackingPipeline needs a state_dir or a store")
         self.state_dir = state_dir
+        self.state_url = state_url
         self.store = store
         self.stats = stats
         self.run = run or (f"dry-{uuid.uuid4().hex}" if dry_run else None)
@@ -63,6 +65,7 @@ class ChangeTrackingPipeline:
     def from_settings(cls, settings: Mapping[str, Any], stats: Any = None) -> ChangeTrackingPipeline:
         return cls(
             state_dir=settings["NEWSVAULT_STATE_DIR"],
+            state_url=settings.get("NEWSVAULT_STATE_URL"),
             stats=stats,
             run=settings.get("NEWSVAULT_SNAPSHOT_ID") or None,
             dry_run=not settings["NEWSVAULT_ARCHIVE_ENABLED"],
@@ -71,7 +74,7 @@ class ChangeTrackingPipeline:
     def open_spider(self) -> None:
         if self.store is None:
             assert self.state_dir is not None
-            self.store = self._store_factory(self.state_dir, run=self.run)
+            self.store = self._store_factory(self.state_dir, run=self.run, url=self.state_url)
 
     def close_spider(self) -> None:
         if self.store is not None:
@@ -174,8 +177,9 @@ class ChangeStateCommitter:
     finalised), whether the stages run in the sidecar process or not.
     """
 
-    def __init__(self, state_dir: str | Path) -> None:
+    def __init__(self, state_dir: str | Path, url: str | None = None) -> None:
         self.state_dir = state_dir
+        self.url = url
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ChangeStateCommitter:
@@ -183,10 +187,10 @@ class ChangeStateCommitter:
 
         if not crawler.settings.getbool("NEWSVAULT_ARCHIVE_ENABLED"):
             raise NotConfigured("no archive: a dry run never changes the state")
-        committer = cls(crawler.settings["NEWSVAULT_STATE_DIR"])
+        committer = cls(crawler.settings["NEWSVAULT_STATE_DIR"], crawler.settings.get("NEWSVAULT_STATE_URL"))
         crawler.signals.connect(committer.snapshot_finalised, signal=snapshot_finalised)
         return committer
 
     def snapshot_finalised(self, snapshot_id: str, manifest: Any = None) -> None:
-        apply_run(self.state_dir, snapshot_id)
+        apply_run(self.state_dir, snapshot_id, url=self.url)
         logger.debug("change-tracking state of snapshot %s applied", snapshot_id)

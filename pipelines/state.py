@@ -1,4 +1,4 @@
-"""State of earlier runs for change tracking: a small StateStore Protocol and its SQLite backend.
+"""State of earlier runs for change tracking: a small StateStore Protocol and its SQL backends (SQLite, PostgreSQL).
 
 Writes are buffered in memory and flushed in one short transaction (every
 ``batch_size`` writes, on ``commit()`` and on ``close()``), so two crawls of one
@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from newsvault.revisit import RevisitRecord, parse_time
-from newsvault.sqlite import add_column, connect_wal
+from newsvault.sqldb import Database, PostgresDatabase, SQLiteDatabase, is_postgres_url
 
 logger = logging.getLogger(__name__)
 
@@ -186,20 +185,24 @@ class StateStore(Protocol):
     def close(self) -> None: ...
 
 
-class SQLiteStateStore:
-    """StateStore in one SQLite file (WAL, busy timeout, batched flushes), writes filed under ``run``.
+class SQLStateStore:
+    """StateStore in a :class:`~newsvault.sqldb.Database` (batched flushes), writes filed under ``run``.
 
     With ``run`` (the crawl's snapshot id) writes wait in the pending tables
-    until :func:`apply_run`; without, they go straight into the state.
+    until :func:`apply_run`; without, they go straight into the state. The
+    same SQL runs on SQLite (one host) and PostgreSQL (hosts sharing state).
     """
 
-    def __init__(self, path: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE, run: str | None = None) -> None:
-        self.path = Path(path)
+    def __init__(self, db: Database, *, batch_size: int = DEFAULT_BATCH_SIZE, run: str | None = None) -> None:
+        self._db = db
         self.batch_size = batch_size
         self.run = run or _DIRECT_RUN
-        self._conn = connect_wal(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
-                                 synchronous="NORMAL", schema=_SCHEMA)
-        _add_missing_columns(self._conn)
+        try:
+            for table, columns in _ADDED_COLUMNS.items():
+                db.ensure_columns(table, columns)
+        except BaseException:
+            db.close()
+            raise
         self._articles: dict[tuple[str, str], ArticleState] = {}
         self._counters: list[tuple[str, str, str, str]] = []
         self._threads: dict[tuple[str, str], ThreadState] = {}
@@ -220,14 +223,14 @@ class SQLiteStateStore:
     def _stored_article(self, site: str, canonical_url: str) -> ArticleState | None:
         """This run's flushed state of the article, else the state earlier runs left."""
         if self.run:
-            row = self._conn.execute(
+            row = self._db.execute(
                 "SELECT content_hash, first_seen, last_seen, volatile, published_at, changed_at FROM pending_articles"
                 " WHERE run = ? AND site = ? AND canonical_url = ?",
                 (self.run, site, canonical_url),
             ).fetchone()
             if row is not None:
                 return ArticleState(row[0], row[1], row[2], json.loads(row[3]), False, row[4], row[5])
-        row = self._conn.execute(
+        row = self._db.execute(
             "SELECT content_hash, first_seen, last_seen, volatile, removed_at, published_at, changed_at FROM articles"
             " WHERE site = ? AND canonical_url = ?",
             (site, canonical_url),
@@ -239,7 +242,7 @@ class SQLiteStateStore:
     def _pending_removal(self, site: str, canonical_url: str) -> bool:
         if not self.run:
             return False
-        row = self._conn.execute(
+        row = self._db.execute(
             "SELECT 1 FROM pending_removals WHERE run = ? AND site = ? AND canonical_url = ?",
             (self.run, site, canonical_url),
         ).fetchone()
@@ -273,7 +276,7 @@ class SQLiteStateStore:
     def revisit_records(self, site: str) -> list[RevisitRecord]:
         """What earlier (applied) runs saw of every article of ``site``, by URL, for the revisit policy."""
         self.commit()
-        rows = self._conn.execute(
+        rows = self._db.execute(
             "SELECT canonical_url, first_seen, last_seen, published_at, changed_at, removed_at,"
             " gone_checks, gone_checked_at, failures, failed_at FROM articles WHERE site = ? ORDER BY canonical_url",
             (site,),
@@ -307,13 +310,13 @@ class SQLiteStateStore:
         if buffered is not None:
             return buffered
         if self.run:
-            row = self._conn.execute(
+            row = self._db.execute(
                 "SELECT fingerprint, first_seen, last_seen FROM pending_threads WHERE run = ? AND site = ? AND thread_url = ?",
                 (self.run, site, thread_url),
             ).fetchone()
             if row is not None:
                 return ThreadState(*row)
-        row = self._conn.execute(
+        row = self._db.execute(
             "SELECT fingerprint, first_seen, last_seen FROM threads WHERE site = ? AND thread_url = ?",
             (site, thread_url),
         ).fetchone()
@@ -331,10 +334,10 @@ class SQLiteStateStore:
         if not self._pending:
             return
         with self._transaction():
-            _flush_pending(self._conn, self.run, self._articles, self._counters, self._threads, self._removals,
+            _flush_pending(self._db, self.run, self._articles, self._counters, self._threads, self._removals,
                            self._unreachable)
             if not self.run:
-                _apply_pending(self._conn, _DIRECT_RUN)
+                _apply_pending(self._db, _DIRECT_RUN)
         self._clear_buffers()
 
     def apply_run(self, run: str) -> None:
@@ -342,24 +345,24 @@ class SQLiteStateStore:
         self.commit()
         cutoff = datetime.now(UTC) - timedelta(days=STALE_PENDING_DAYS)
         with self._transaction():
-            _apply_pending(self._conn, run)
-            runs = self._conn.execute(" UNION ".join(f"SELECT run FROM {t}" for t in _PENDING_TABLES)).fetchall()
+            _apply_pending(self._db, run)
+            runs = self._db.execute(" UNION ".join(f"SELECT run FROM {t}" for t in _PENDING_TABLES)).fetchall()
             for (other,) in runs:
                 started = _run_time(other)
                 if started is not None and started < cutoff:
-                    _discard_pending(self._conn, other)
+                    _discard_pending(self._db, other)
 
     def discard_run(self, run: str) -> None:
         """Forget a run's writes (a dry run, or one whose snapshot was never written)."""
         self._clear_buffers()
         with self._transaction():
-            _discard_pending(self._conn, run)
+            _discard_pending(self._db, run)
 
     def close(self) -> None:
         try:
             self.commit()
         finally:
-            self._conn.close()
+            self._db.close()
 
     def _clear_buffers(self) -> None:
         self._articles.clear()
@@ -374,37 +377,44 @@ class SQLiteStateStore:
         if self._pending >= self.batch_size:
             self.commit()
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._conn)
+    def _transaction(self) -> Any:
+        return self._db.transaction()
 
 
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on error (the connection is in autocommit mode)."""
+class SQLiteStateStore(SQLStateStore):
+    """The state in one SQLite file (WAL, busy timeout): one host's state dir."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+    def __init__(self, path: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE, run: str | None = None) -> None:
+        self.path = Path(path)
+        super().__init__(SQLiteDatabase(self.path, schema=_SCHEMA, timeout=BUSY_TIMEOUT_SECONDS),
+                         batch_size=batch_size, run=run)
 
-    def __enter__(self) -> None:
-        # IMMEDIATE takes the write lock up front, so the busy timeout applies
-        # here instead of failing later on a lock upgrade.
-        self._conn.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+class PostgresStateStore(SQLStateStore):
+    """The state in a PostgreSQL database, shared by the hosts of a cluster."""
+
+    def __init__(self, url: str, *, batch_size: int = DEFAULT_BATCH_SIZE, run: str | None = None) -> None:
+        super().__init__(PostgresDatabase(url, schema=_SCHEMA, schema_lock="newsvault-state-schema"),
+                         batch_size=batch_size, run=run)
 
 
 def open_state_store(
-    state_dir: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE, run: str | None = None
-) -> SQLiteStateStore:
-    """Open (creating the directory and file if needed) the store at ``<state_dir>/state.sqlite``."""
+    state_dir: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE, run: str | None = None, url: str | None = None
+) -> SQLStateStore:
+    """The state store: the PostgreSQL database at ``url`` when one is given (a cluster), else
+    ``<state_dir>/state.sqlite`` (the directory and file are created if needed)."""
+    if url:
+        if not is_postgres_url(url):
+            raise ValueError(f"a shared state URL must be a PostgreSQL URL (postgresql://...), got {url.split(':')[0]}:")
+        return PostgresStateStore(url, batch_size=batch_size, run=run)
     directory = Path(state_dir)
     directory.mkdir(parents=True, exist_ok=True)
     return SQLiteStateStore(directory / STATE_FILE, batch_size=batch_size, run=run)
 
 
-def apply_run(state_dir: str | Path, run: str) -> None:
+def apply_run(state_dir: str | Path, run: str, *, url: str | None = None) -> None:
     """Apply the change-tracking writes of ``run`` once its snapshot is finalised (see the module doc)."""
-    store = open_state_store(state_dir)
+    store = open_state_store(state_dir, url=url)
     try:
         store.apply_run(run)
     finally:
@@ -418,7 +428,7 @@ def _run_time(run: str) -> datetime | None:
 
 
 def _flush_pending(
-    conn: sqlite3.Connection,
+    conn: Database,
     run: str,
     articles: dict[tuple[str, str], ArticleState],
     counters: list[tuple[str, str, str, str]],
@@ -457,16 +467,18 @@ def _flush_pending(
         [(run, site, url, s.fingerprint, s.first_seen, s.last_seen) for (site, url), s in threads.items()],
     )
     conn.executemany(
-        "INSERT OR REPLACE INTO pending_removals (run, site, canonical_url, status, seen_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO pending_removals (run, site, canonical_url, status, seen_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (run, site, canonical_url) DO UPDATE SET status = excluded.status, seen_at = excluded.seen_at",
         [(run, site, url, status, seen_at) for (site, url), (status, seen_at) in removals.items()],
     )
     conn.executemany(
-        "INSERT OR REPLACE INTO pending_unreachable (run, site, canonical_url, seen_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO pending_unreachable (run, site, canonical_url, seen_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (run, site, canonical_url) DO UPDATE SET seen_at = excluded.seen_at",
         [(run, site, url, seen_at) for (site, url), seen_at in unreachable.items()],
     )
 
 
-def _apply_pending(conn: sqlite3.Connection, run: str) -> None:
+def _apply_pending(conn: Database, run: str) -> None:
     """Move ``run``'s pending rows into the state (inside the caller's transaction)."""
     conn.execute(
         "INSERT INTO articles (site, canonical_url, content_hash, first_seen, last_seen, volatile,"
@@ -513,17 +525,9 @@ def _apply_pending(conn: sqlite3.Connection, run: str) -> None:
     _discard_pending(conn, run)
 
 
-def _discard_pending(conn: sqlite3.Connection, run: str) -> None:
+def _discard_pending(conn: Database, run: str) -> None:
     for table in _PENDING_TABLES:
         conn.execute(f"DELETE FROM {table} WHERE run = ?", (run,))
-
-
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    for table, columns in _ADDED_COLUMNS.items():
-        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        for name, declaration in columns:
-            if name not in present:
-                add_column(conn, table, name, declaration)
 
 
 def _revisit_record(row: tuple[Any, ...]) -> RevisitRecord:
@@ -546,13 +550,12 @@ def _time_or_none(value: str | None) -> datetime | None:
         return None
 
 
-def revisit_records(state_dir: str | Path, site: str) -> list[RevisitRecord]:
+def revisit_records(state_dir: str | Path, site: str, *, url: str | None = None) -> list[RevisitRecord]:
     """What earlier runs saw of each article of ``site``, or [] when there is no state yet (NEWSVAULT_REVISIT_RECORDS)."""
-    if not (Path(state_dir) / STATE_FILE).is_file():
+    if not url and not (Path(state_dir) / STATE_FILE).is_file():
         return []
-    store = open_state_store(state_dir)
+    store = open_state_store(state_dir, url=url)
     try:
         return store.revisit_records(site)
     finally:
         store.close()
-

@@ -19,5 +19,5 @@ def site_policy(config: Config, site: str) -> RevisitPolicy:
 def revisit_queue(config: Config, site: str, *, now: datetime | None = None, upcoming: int = 10) -> QueueSummary:
     """Per tier, how many known articles of ``site`` are due at ``now`` (default: now) and when the next ones are."""
     policy = site_policy(config, site)
-    records = revisit_records(config.state_dir, site)
+    records = revisit_records(config.state_dir, site, url=config.cluster.url_value)
     return summarise(records, now or datetime.now(UTC), policy, upcoming=upcoming)

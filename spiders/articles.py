@@ -35,10 +35,10 @@ NO_ANSWER = frozenset({"unreachable", "timeout"})
 REVISIT_STATS = "newsvault/revisit/{}"
 
 
-# Where earlier runs' articles come from: a function (state_dir, site) ->
-# [RevisitRecord] named by a setting, so the spider reaches the state store
-# through that small interface and never imports the pipelines.
-RevisitRecords = Callable[[str, str], list[RevisitRecord]]
+# Where earlier runs' articles come from: a function (state_dir, site, url=shared
+# state URL or None) -> [RevisitRecord] named by a setting, so the spider reaches
+# the state store through that small interface and never imports the pipelines.
+RevisitRecords = Callable[..., list[RevisitRecord]]
 
 
 class ArticlesSpider(ProfileSpider):
@@ -53,6 +53,7 @@ class ArticlesSpider(ProfileSpider):
         configured = RevisitPolicy.from_mapping(crawler.settings.getdict("NEWSVAULT_REVISIT"))
         spider.revisit_policy = spider.profile.revisit.over(configured)
         spider.state_dir = crawler.settings.get("NEWSVAULT_STATE_DIR")
+        spider.state_url = crawler.settings.get("NEWSVAULT_STATE_URL")
         spider.revisit_records = load_object(crawler.settings["NEWSVAULT_REVISIT_RECORDS"])
         # One batch per idle: small enough that a dead host costs only a few
         # requests before HostWatch stops its revisits.
@@ -67,6 +68,7 @@ class ArticlesSpider(ProfileSpider):
         self.revisit_policy = RevisitPolicy(mode="off")
         self.revisit_batch = 8
         self.state_dir: str | None = None
+        self.state_url: str | None = None
         self.revisit_records: RevisitRecords | None = None
         self._requested: set[str] = set()
         self._yielded: set[str] = set()
@@ -297,7 +299,7 @@ class ArticlesSpider(ProfileSpider):
         if policy.mode == "off" or not self.revisit_records or not self.state_dir:
             return []
         try:
-            records = self.revisit_records(self.state_dir, self.site)
+            records = self.revisit_records(self.state_dir, self.site, url=self.state_url)
         except Exception:  # the state store is optional here; a broken one must not kill the crawl
             log.exception("cannot read the known articles from %s", self.state_dir)
             return []

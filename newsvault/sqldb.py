@@ -1,0 +1,161 @@
+"""One small database interface over SQLite (one host) and PostgreSQL (several hosts sharing state).
+
+The state stores are written once, in the SQL both engines speak: ``?``
+placeholders, ``INSERT ... ON CONFLICT ... DO UPDATE``, row-value ``UPDATE``,
+``CREATE ... IF NOT EXISTS``. What differs is here and only here: how a
+connection is opened, how a write transaction starts (SQLite's ``BEGIN
+IMMEDIATE`` takes the write lock up front; PostgreSQL locks rows as it goes),
+how placeholders are spelled, how a schema is created when several processes
+open a fresh database at once, and how a column is added to a table an older
+version created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from newsvault.sqlite import add_column, connect_wal
+
+# The libpq URL schemes: a state URL with one of these is a PostgreSQL database.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+class Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Database(Protocol):
+    """What a state store needs of its database."""
+
+    dialect: str  # "sqlite" or "postgresql"
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def ensure_columns(self, table: str, columns: Iterable[tuple[str, str]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def is_postgres_url(url: str | None) -> bool:
+    return bool(url) and str(url).startswith(POSTGRES_SCHEMES)
+
+
+class SQLiteDatabase:
+    """A WAL-mode SQLite file in autocommit mode; writes go in ``BEGIN IMMEDIATE`` transactions."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path, *, schema: str, timeout: float, synchronous: str | None = "NORMAL") -> None:
+        self.path = Path(path)
+        self.conn = connect_wal(self.path, timeout=timeout, isolation_level=None, synchronous=synchronous,
+                                schema=schema)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front, so the busy timeout applies
+        # here instead of failing later on a lock upgrade.
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def ensure_columns(self, table: str, columns: Iterable[tuple[str, str]]) -> None:
+        present = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+        for name, declaration in columns:
+            if name not in present:
+                add_column(self.conn, table, name, declaration)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@lru_cache(maxsize=512)
+def postgres_sql(sql: str) -> str:
+    """``?`` placeholders as psycopg's ``%s`` (and a literal ``%`` doubled); quoted text is left alone."""
+    parts = re.split(r"('(?:[^']|'')*')", sql)
+    for i in range(0, len(parts), 2):  # the even parts are outside quotes
+        parts[i] = parts[i].replace("%", "%%").replace("?", "%s")
+    return "".join(parts)
+
+
+class PostgresDatabase:
+    """A PostgreSQL database (psycopg 3) in autocommit mode; writes go in explicit transactions.
+
+    ``schema_lock`` names the advisory lock taken while the schema is created:
+    ``CREATE TABLE IF NOT EXISTS`` run by two sessions at once can still fail
+    on PostgreSQL's catalog (a duplicate type), so schema creation is serialised.
+    """
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, schema: str, schema_lock: str, connect_timeout: float = 10.0) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout)))
+        try:
+            with self.conn.transaction():
+                self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema_lock,))
+                for statement in _statements(schema):
+                    self.conn.execute(statement)
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return self.conn.execute(postgres_sql(sql), params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if rows:
+            with self.conn.cursor() as cursor:
+                cursor.executemany(postgres_sql(sql), rows)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.conn.transaction():
+            yield
+
+    def ensure_columns(self, table: str, columns: Iterable[tuple[str, str]]) -> None:
+        for name, declaration in columns:
+            self.conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {declaration}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _statements(script: str) -> list[str]:
+    """A schema script's statements (the scripts here hold no ``;`` inside a statement)."""
+    return [statement.strip() for statement in script.split(";") if statement.strip()]
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a database failure raises, for either engine (psycopg only if installed)."""
+    errors: list[type[BaseException]] = [sqlite3.Error]
+    with contextlib.suppress(ImportError):
+        import psycopg
+
+        errors.append(psycopg.Error)
+    return tuple(errors)
