@@ -1,4 +1,4 @@
-"""Payload-digest index of earlier snapshots (``<state>/archive-index.sqlite``), for revisit records.
+"""Payload-digest index of earlier snapshots (``<state>/archive-index.sqlite``, or a cluster's PostgreSQL), for revisit records.
 
 Entries are added only when a snapshot is finalised, so a crashed crawl never
 becomes the target of a revisit. Each digest maps to the first response record
@@ -17,15 +17,17 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from archive.warc import PriorCapture
-from newsvault.sqlite import connect_wal
+from newsvault.sqldb import Database, PostgresDatabase, SQLiteDatabase, is_postgres_url
 
 INDEX_FILENAME = "archive-index.sqlite"
 
 # Tables before archive keying (site only) are dropped: their rows cannot be
 # attributed to an archive, so the first crawl after the upgrade stores full records.
-_SCHEMA = """
+_LEGACY_DROP = """
 DROP TABLE IF EXISTS payloads;
 DROP TABLE IF EXISTS snapshots;
+"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS archive_payloads (
     archive TEXT NOT NULL,
     site TEXT NOT NULL,
@@ -62,19 +64,29 @@ def archive_key(url: str) -> str:
 
 
 class DigestIndex:
-    """SQLite map (archive, site, payload digest) -> the first capture of that payload in that archive."""
+    """Map (archive, site, payload digest) -> the first capture of that payload in that archive.
 
-    def __init__(self, path: Path, archive_url: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+    ``location`` is the SQLite file of one host, or the PostgreSQL URL of a
+    cluster's shared state (so a revisit may point at a capture another host made).
+    """
+
+    def __init__(self, location: Path | str, archive_url: str) -> None:
+        self.location = str(location)
         self.archive_url = archive_url
         self.archive = archive_key(archive_url)
-        # Several crawls (articles, discussions) may finalise at once.
-        self._db = connect_wal(path, schema=_SCHEMA)
+        self._db: Database
+        if is_postgres_url(self.location):
+            self._db = PostgresDatabase(self.location, schema=_SCHEMA, schema_lock="newsvault-digest-index-schema")
+        else:
+            path = Path(location)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Several crawls (articles, discussions) may finalise at once.
+            self._db = SQLiteDatabase(path, schema=_LEGACY_DROP + _SCHEMA, timeout=30.0, synchronous=None)
 
     @classmethod
-    def in_state_dir(cls, state_dir: str | Path, archive_url: str) -> DigestIndex:
-        return cls(Path(state_dir) / INDEX_FILENAME, archive_url)
+    def in_state_dir(cls, state_dir: str | Path, archive_url: str, *, url: str | None = None) -> DigestIndex:
+        """The index of this state dir, or the cluster's shared one at ``url``."""
+        return cls(url or Path(state_dir) / INDEX_FILENAME, archive_url)
 
     def lookup(self, site: str, digest: str) -> PriorCapture | None:
         row = self._db.execute(
@@ -84,20 +96,20 @@ class DigestIndex:
         ).fetchone()
         return PriorCapture(*row) if row else None
 
-    def add(self, site: str, snapshot_id: str, entries: Iterable[tuple[str, str, str, str, str]]) -> int:
+    def add(self, site: str, snapshot_id: str, entries: Iterable[tuple[str, str, str, str, str]]) -> None:
         """Add (digest, filename, record_id, uri, date) rows; an already indexed digest keeps its first capture."""
-        with self._db:
-            cur = self._db.executemany(
-                "INSERT OR IGNORE INTO archive_payloads (archive, site, digest, snapshot_id, filename, record_id, uri, date) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                ((self.archive, site, d, snapshot_id, f, r, u, t) for d, f, r, u, t in entries),
-            )
-        return cur.rowcount
+        rows = [(self.archive, site, d, snapshot_id, f, r, u, t) for d, f, r, u, t in entries]
+        with self._db.transaction():
+            self._db.executemany(
+                "INSERT INTO archive_payloads (archive, site, digest, snapshot_id, filename, record_id, uri, date) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (archive, site, digest) DO NOTHING", rows)
 
     def record_snapshot(self, site: str, kind: str, snapshot_id: str) -> None:
         """Remember a finalised snapshot, so the next one can name it as its previous."""
-        with self._db:
-            self._db.execute("INSERT OR IGNORE INTO archive_snapshots VALUES (?, ?, ?, ?)", (self.archive, site, kind, snapshot_id))
+        with self._db.transaction():
+            self._db.execute("INSERT INTO archive_snapshots (archive, site, kind, snapshot_id) VALUES (?, ?, ?, ?)"
+                             " ON CONFLICT (archive, site, kind, snapshot_id) DO NOTHING",
+                             (self.archive, site, kind, snapshot_id))
 
     def latest_snapshot(self, site: str, kind: str) -> str | None:
         row = self._db.execute(
@@ -108,7 +120,7 @@ class DigestIndex:
 
     def forget_snapshots(self, snapshot_ids: Iterable[str]) -> None:
         """Drop entries pointing at snapshots that no longer exist in this archive (after prune)."""
-        with self._db:
+        with self._db.transaction():
             for snapshot_id in snapshot_ids:
                 self._db.execute("DELETE FROM archive_payloads WHERE archive=? AND snapshot_id=?", (self.archive, snapshot_id))
                 self._db.execute("DELETE FROM archive_snapshots WHERE archive=? AND snapshot_id=?", (self.archive, snapshot_id))

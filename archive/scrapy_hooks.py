@@ -61,9 +61,11 @@ class SnapshotExtension:
         stats: Any = None,
         snapshot_id: str | None = None,
         crawler: Crawler | None = None,
+        state_url: str | None = None,
     ) -> None:
         self.spool_dir = spool_dir
         self.state_dir = state_dir
+        self.state_url = state_url
         # Revisits may only point at snapshots bound for this same archive.
         self.archive_url = archive_url
         self.warc_max_bytes = warc_max_bytes
@@ -88,6 +90,7 @@ class SnapshotExtension:
             stats=crawler.stats,
             snapshot_id=settings.get("NEWSVAULT_SNAPSHOT_ID") or None,
             crawler=crawler,
+            state_url=settings.get("NEWSVAULT_STATE_URL") or None,
         )
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
@@ -99,7 +102,7 @@ class SnapshotExtension:
         With ``sidecar`` the caller (pipelines/sidecar.py) attaches the files;
         otherwise they are written in this process.
         """
-        self._index = DigestIndex.in_state_dir(self.state_dir, self.archive_url)
+        self._index = DigestIndex.in_state_dir(self.state_dir, self.archive_url, url=self.state_url)
         self.staging = Staging(
             self.spool_dir,
             site,

@@ -58,9 +58,12 @@ class ArchiveSession:
         lock_wait_seconds: float = 600.0,
         progress: bool = False,
         on_committed: CommittedHook | None = None,
+        state_url: str | None = None,
     ) -> None:
         self.archive_url = archive_url
         self.state_dir = state_dir
+        # A cluster's shared state (its digest index); None: the state dir's own.
+        self.state_url = state_url
         self.spool_dir = spool_dir
         self.settings = settings
         self.lock_wait_seconds = lock_wait_seconds
@@ -95,7 +98,7 @@ class ArchiveSession:
             log.warning("archive not reachable before the crawl (%s); its checks wait for the push", exc)
             return
         spooled = {sid for s, _k, sid, _partial in spooled_entries(self.spool_dir) if s == site}
-        index = DigestIndex.in_state_dir(self.state_dir, self.archive_url)
+        index = DigestIndex.in_state_dir(self.state_dir, self.archive_url, url=self.state_url)
         try:
             gone = index.keep_only(site, committed | spooled)
         finally:

@@ -124,7 +124,7 @@ class FilesSpec:
     max_bytes: int
     snapshot_id: str
     site: str
-    # (index file, archive URL): the child opens its own connection to the digest index.
+    # (index file or shared-state URL, archive URL): the child opens its own connection to the digest index.
     index_at: tuple[str, str] | None
     # (catalog file, archive URL): new article versions are indexed there as they are written.
     catalog_at: tuple[str, str] | None = None
@@ -134,7 +134,7 @@ class FilesSpec:
         index = staging.index
         archive_url = index.archive_url if index is not None else None
         return cls(str(staging.dir), staging.warc_max_bytes, staging.snapshot_id, staging.site,
-                   (str(index.path), index.archive_url) if index is not None else None,
+                   (index.location, index.archive_url) if index is not None else None,
                    (catalog_path, archive_url) if catalog_path and archive_url else None)
 
     def catalog_preparer(self) -> CatalogPreparer | None:
@@ -145,7 +145,7 @@ class FilesSpec:
     def open(self) -> SnapshotFiles:
         from archive.index import DigestIndex
 
-        index = DigestIndex(Path(self.index_at[0]), self.index_at[1]) if self.index_at else None
+        index = DigestIndex(self.index_at[0], self.index_at[1]) if self.index_at else None
         return SnapshotFiles(Path(self.directory), max_bytes=self.max_bytes, snapshot_id=self.snapshot_id,
                              site=self.site, index=index)
 

@@ -188,6 +188,7 @@ def run_crawl(
             config.archive.url, state_dir=config.state_dir, spool_dir=config.spool_dir, settings=scrapy_settings,
             lock_wait_seconds=config.archive.lock_wait_seconds,
             on_committed=committed_hook(config.catalog_path, config.archive.url),
+            state_url=config.cluster.url_value,
         )
         with session:
             session.preflight(profile.name, kind)

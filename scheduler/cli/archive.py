@@ -209,7 +209,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     config = config_from_args(args)
     store = _store(config)
-    index = DigestIndex.in_state_dir(config.state_dir, config.archive.url)
+    index = DigestIndex.in_state_dir(config.state_dir, config.archive.url, url=config.cluster.url_value)
     try:
         plan = prune(
             store, site=args.site, keep_last=args.keep_last, keep_daily=args.keep_daily, keep_weekly=args.keep_weekly,
@@ -236,7 +236,8 @@ def cmd_push(args: argparse.Namespace) -> int:
     with ArchiveSession(config.archive.url, state_dir=config.state_dir, spool_dir=config.spool_dir,
                         settings=config.scrapy_settings(), lock_wait_seconds=config.archive.lock_wait_seconds,
                         progress=_progress(),
-                        on_committed=committed_hook(config.catalog_path, config.archive.url)) as session:
+                        on_committed=committed_hook(config.catalog_path, config.archive.url),
+                        state_url=config.cluster.url_value) as session:
         results = session.push()
     mark_snapshots_committed(config.state_dir, [r.snapshot_id for r in results if r.ok])
     if not results:
