@@ -27,6 +27,9 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
@@ -55,14 +58,22 @@ def is_postgres_url(url: str | None) -> bool:
 
 
 class SQLiteDatabase:
-    """A WAL-mode SQLite file in autocommit mode; writes go in ``BEGIN IMMEDIATE`` transactions."""
+    """A WAL-mode SQLite file in autocommit mode; writes go in ``BEGIN IMMEDIATE`` transactions.
+
+    ``named_rows``: rows are read by column name (``row["status"]``), as with
+    PostgresDatabase's; ``threads``: the connection may be used from several
+    threads (the caller serialises them).
+    """
 
     dialect = "sqlite"
 
-    def __init__(self, path: str | Path, *, schema: str, timeout: float, synchronous: str | None = "NORMAL") -> None:
+    def __init__(self, path: str | Path, *, schema: str, timeout: float, synchronous: str | None = "NORMAL",
+                 named_rows: bool = False, threads: bool = False) -> None:
         self.path = Path(path)
         self.conn = connect_wal(self.path, timeout=timeout, isolation_level=None, synchronous=synchronous,
-                                schema=schema)
+                                schema=schema, check_same_thread=not threads)
+        if named_rows:
+            self.conn.row_factory = sqlite3.Row
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         return self.conn.execute(sql, params)
@@ -111,10 +122,13 @@ class PostgresDatabase:
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, schema: str, schema_lock: str, connect_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, schema: str, schema_lock: str, connect_timeout: float = 10.0,
+                 named_rows: bool = False) -> None:
         import psycopg
+        from psycopg.rows import dict_row, tuple_row
 
-        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout)))
+        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout)),
+                                    row_factory=dict_row if named_rows else tuple_row)
         try:
             with self.conn.transaction():
                 self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema_lock,))

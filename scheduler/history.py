@@ -1,8 +1,10 @@
 """Run history: one row per planned, started, skipped or missed run of a job.
 
 SQLite at ``<state>/history.sqlite`` in WAL mode, so the daemon writes while
-``newsvault runs`` reads. Its queries are small and plain SQL, so a
-PostgreSQL implementation can slot in later.
+``newsvault runs`` reads; or, for the hosts of a cluster, one PostgreSQL
+database they share. The queries are the same on both
+(:mod:`newsvault.sqldb`). Each row names the host whose process ran it, so a
+daemon only ever declares its own host's runs interrupted.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,7 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from newsvault.sqlite import add_column, connect_wal
+from newsvault.sqldb import (
+    Database,
+    PostgresDatabase,
+    SQLiteDatabase,
+    database_errors,
+    is_postgres_url,
+)
 
 # partial: the crawl stopped early (or was interrupted) and its snapshot says partial.
 # degraded: it succeeded, but its health figures fail a check against the job's
@@ -46,16 +54,25 @@ CREATE TABLE IF NOT EXISTS runs (
     log_path TEXT,
     owner_pid INTEGER,
     owner_started REAL,
-    health TEXT
+    health TEXT,
+    host TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_job_started ON runs (job_id, started_at);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
 -- The orders of list_runs, last_runs and last_judged_runs: without them each is a scan
 -- and a sort (last_runs per row of the table, quadratic in the history's length).
-CREATE INDEX IF NOT EXISTS runs_newest ON runs (COALESCE(started_at, planned_at), run_id);
-CREATE INDEX IF NOT EXISTS runs_job_last ON runs (job_id, COALESCE(finished_at, planned_at));
-CREATE INDEX IF NOT EXISTS runs_job_newest ON runs (job_id, COALESCE(started_at, planned_at), run_id);
+CREATE INDEX IF NOT EXISTS runs_newest ON runs ((COALESCE(started_at, planned_at)), run_id);
+CREATE INDEX IF NOT EXISTS runs_job_last ON runs (job_id, (COALESCE(finished_at, planned_at)));
+CREATE INDEX IF NOT EXISTS runs_job_newest ON runs (job_id, (COALESCE(started_at, planned_at)), run_id);
 """
+# Columns added since the first schema: a history written by an older version gains them.
+_ADDED_COLUMNS = (("health", "TEXT"), ("host", "TEXT"))
+HISTORY_FILE = "history.sqlite"
+
+
+def host_name() -> str:
+    """This host's name as the run history records it."""
+    return socket.gethostname()
 
 
 def utcnow() -> datetime:
@@ -139,33 +156,25 @@ def _own_start_time() -> float | None:
         return None
 
 
-class SQLiteRunHistory:
-    """Run history in one SQLite file; safe to share between threads of one process."""
+class RunHistory:
+    """The run history in a :class:`~newsvault.sqldb.Database`; safe to share between threads of one process."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, db: Database) -> None:
         self._lock = threading.Lock()
-        # One connection shared under a lock: the daemon's job threads write
-        # rarely, and SQLite serialises writers anyway.
-        self._conn = connect_wal(self.path, check_same_thread=False, isolation_level=None,
-                                 synchronous="NORMAL", schema=_SCHEMA)
-        # A history written before the health checks gains their column.
-        if "health" not in {row[1] for row in self._conn.execute("PRAGMA table_info(runs)")}:
-            add_column(self._conn, "runs", "health", "TEXT")
-        self._conn.row_factory = sqlite3.Row
+        # One connection shared under a lock: the daemon's job threads write rarely.
+        self._conn = db
+        try:
+            db.ensure_columns("runs", _ADDED_COLUMNS)
+        except BaseException:
+            db.close()
+            raise
         self._owner = (os.getpid(), _own_start_time())
+        self.host = host_name()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def _tx(self) -> Iterator[Database]:
+        with self._lock, self._conn.transaction():
+            yield self._conn
 
     def record(self, record: RunRecord) -> None:
         """Insert a row as it is (missed and skipped runs, which never start)."""
@@ -173,12 +182,12 @@ class SQLiteRunHistory:
             conn.execute(
                 "INSERT INTO runs (run_id, job_id, site, kind, trigger, planned_at, started_at,"
                 " finished_at, status, counts, snapshot_id, snapshot_state, error, log_path,"
-                " owner_pid, owner_started) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " owner_pid, owner_started, host) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     record.run_id, record.job_id, record.site, record.kind, record.trigger,
                     record.planned_at, record.started_at, record.finished_at, record.status,
                     json.dumps(record.counts), record.snapshot_id, record.snapshot_state,
-                    record.error, record.log_path, self._owner[0], self._owner[1],
+                    record.error, record.log_path, self._owner[0], self._owner[1], self.host,
                 ),
             )
 
@@ -321,9 +330,13 @@ class SQLiteRunHistory:
         return cur.rowcount
 
     def recover_interrupted(self) -> list[RunRecord]:
-        """Mark rows left ``running`` by a process that is gone as failed; return them."""
+        """Mark rows left ``running`` by a process of this host that is gone as failed; return them.
+
+        Another host's rows are never judged here: its pids mean nothing on this one.
+        """
         with self._lock:
-            rows = self._conn.execute("SELECT * FROM runs WHERE status='running'").fetchall()
+            rows = self._conn.execute("SELECT * FROM runs WHERE status='running' AND (host IS NULL OR host = ?)",
+                                      (self.host,)).fetchall()
         stale = [r for r in rows if not _process_alive(r["owner_pid"], r["owner_started"])]
         for row in stale:
             self.finish_run(row["run_id"], status="failed", counts=json.loads(row["counts"]),
@@ -335,7 +348,25 @@ class SQLiteRunHistory:
             self._conn.close()
 
 
-def _to_record(row: sqlite3.Row) -> RunRecord:
+class SQLiteRunHistory(RunHistory):
+    """The run history of one state dir, in one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(SQLiteDatabase(self.path, schema=_SCHEMA, timeout=30.0, named_rows=True, threads=True))
+
+
+class PostgresRunHistory(RunHistory):
+    """The run history a cluster's hosts share, in PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        # REAL is 4 bytes in PostgreSQL: a process start time needs 8.
+        schema = _SCHEMA.replace("owner_started REAL", "owner_started DOUBLE PRECISION")
+        super().__init__(PostgresDatabase(url, schema=schema, schema_lock="newsvault-history-schema", named_rows=True))
+
+
+def _to_record(row: Any) -> RunRecord:
     return RunRecord(
         run_id=row["run_id"], job_id=row["job_id"], site=row["site"], kind=row["kind"],
         trigger=row["trigger"], status=row["status"], planned_at=row["planned_at"],
@@ -346,20 +377,24 @@ def _to_record(row: sqlite3.Row) -> RunRecord:
     )
 
 
-def open_history(state_dir: str | Path) -> SQLiteRunHistory:
-    """The run history of a state directory."""
-    return SQLiteRunHistory(Path(state_dir) / "history.sqlite")
+def open_history(state_dir: str | Path, *, url: str | None = None) -> RunHistory:
+    """The run history: a cluster's shared one at ``url`` (PostgreSQL), else the state directory's own."""
+    if url:
+        if not is_postgres_url(url):
+            raise ValueError("a shared run history needs a PostgreSQL URL (postgresql://...)")
+        return PostgresRunHistory(url)
+    return SQLiteRunHistory(Path(state_dir) / HISTORY_FILE)
 
 
-def mark_snapshots_committed(state_dir: str | Path, snapshot_ids: list[str]) -> None:
+def mark_snapshots_committed(state_dir: str | Path, snapshot_ids: list[str], *, url: str | None = None) -> None:
     """Runs whose snapshots a push just committed say so (they were recorded spooled); no history, nothing to do."""
-    if not snapshot_ids or not (Path(state_dir) / "history.sqlite").exists():
+    if not snapshot_ids or (not url and not (Path(state_dir) / HISTORY_FILE).exists()):
         return
     try:
-        history = open_history(state_dir)
+        history = open_history(state_dir, url=url)
         try:
             history.mark_committed(snapshot_ids)
         finally:
             history.close()
-    except (sqlite3.Error, OSError) as exc:  # the snapshots are committed; only the run rows lag behind
+    except (*database_errors(), OSError) as exc:  # type: ignore[misc]  # a tuple of exception classes  # the snapshots are committed; only the run rows lag behind
         logging.getLogger(__name__).warning("could not mark runs of %s committed: %s", ", ".join(snapshot_ids), exc)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from newsvault.errors import NewsvaultError
-from scheduler.history import RunRecord, SQLiteRunHistory, iso, new_run_id, open_history, utcnow
+from scheduler.history import RunHistory, RunRecord, iso, new_run_id, open_history, utcnow
 from scheduler.launcher import CrawlOptions, Launcher, crawl_command, prune_logs
 from scheduler.lock import job_lock
 from scheduler.run_checks import announce_transition, assess, load_job_config
@@ -37,7 +37,7 @@ SHUTTING_DOWN_ERROR = "daemon shutting down"
 class JobRuntime:
     """What runs need from the process they run in."""
 
-    history: SQLiteRunHistory
+    history: RunHistory
     launcher: Launcher
     started_at: datetime = field(default_factory=utcnow)
 
@@ -252,7 +252,7 @@ def _run(
     return finished.to_json() if finished else None
 
 
-def record_not_started(history: SQLiteRunHistory, *, run_id: str, job_id: str, trigger: str,
+def record_not_started(history: RunHistory, *, run_id: str, job_id: str, trigger: str,
                        planned_at: str | None) -> None:
     """Record a run the daemon did not start because it is shutting down.
 
@@ -268,7 +268,7 @@ def record_not_started(history: SQLiteRunHistory, *, run_id: str, job_id: str, t
     log.info("run %s of %s [%s] not started: the daemon is shutting down", run_id, job_id, trigger)
 
 
-def _as_dict(history: SQLiteRunHistory, run_id: str) -> dict[str, Any] | None:
+def _as_dict(history: RunHistory, run_id: str) -> dict[str, Any] | None:
     record = history.get(run_id)
     return record.to_json() if record else None
 

@@ -24,7 +24,7 @@ from prometheus_client.core import (
 )
 
 from scheduler.health import ArchiveHealth
-from scheduler.history import SQLiteRunHistory, parse_iso
+from scheduler.history import RunHistory, parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ DURATION_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 
 class HistoryCollector:
     """A Prometheus collector that reads the run history (and the archive's backlog) at scrape time."""
 
-    def __init__(self, history: SQLiteRunHistory, running_crawls: Callable[[], int] | None = None,
+    def __init__(self, history: RunHistory, running_crawls: Callable[[], int] | None = None,
                  scheduler_running: Callable[[], bool] | None = None,
                  archive: ArchiveHealth | None = None) -> None:
         self.history = history

@@ -16,7 +16,7 @@ from newsvault.config import Config, load_config
 from newsvault.errors import NewsvaultError
 from newsvault.run_health import HealthPolicy, Reason, baseline_medians, check_run, health_figures
 from scheduler.alerts import Alert, deliver
-from scheduler.history import RunRecord, SQLiteRunHistory
+from scheduler.history import RunHistory, RunRecord
 from spiders.profile import find_profile
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def site_health_policy(config: Config, site: str) -> HealthPolicy:
         return policy
 
 
-def assess(history: SQLiteRunHistory, job_id: str, site: str, kind: str, stats: dict[str, Any],
+def assess(history: RunHistory, job_id: str, site: str, kind: str, stats: dict[str, Any],
            config: Config) -> Assessment:
     """The run's figures and the reasons it is degraded, against the job's latest good runs."""
     policy = site_health_policy(config, site)
@@ -72,7 +72,7 @@ class JobHealth:
                 "baseline": self.medians, "baseline_runs": self.baseline_runs}
 
 
-def job_health(history: SQLiteRunHistory, config: Config, *, site: str | None = None) -> list[JobHealth]:
+def job_health(history: RunHistory, config: Config, *, site: str | None = None) -> list[JobHealth]:
     """Per job (of ``site``), the latest ok or degraded run with its figures and the medians of its good runs."""
     out = []
     for job_id, run in sorted(history.last_judged_runs().items()):
@@ -89,7 +89,7 @@ def load_job_config(config_file: str | None, state_dir: str) -> Config:
     return load_config(config_file, overrides={"state.dir": state_dir})
 
 
-def announce_transition(history: SQLiteRunHistory, run: RunRecord, config: Config) -> Alert | None:
+def announce_transition(history: RunHistory, run: RunRecord, config: Config) -> Alert | None:
     """Alert on the first degraded run of a job and on its recovery; None when the verdict did not turn."""
     previous = history.previous_verdict(run.job_id, run.run_id)
     if run.status == "degraded" and previous != "degraded":

@@ -1,9 +1,14 @@
-"""Run history: rows, ordering, last runs, recovery after a crash, metrics from history."""
+"""Run history: rows, ordering, last runs, recovery after a crash, metrics from history.
+
+Every behaviour runs over both backends: a state dir's SQLite file and a
+cluster's shared PostgreSQL database.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,14 +17,33 @@ from scheduler.history import INTERRUPTED_ERROR, RunRecord, iso, new_run_id, ope
 from scheduler.metrics import HistoryCollector, build_registry
 
 
+@dataclass
+class At:
+    state_dir: Path
+    url: str | None
+
+    def open(self):  # type: ignore[no-untyped-def]
+        return open_history(self.state_dir, url=self.url)
+
+    def code(self) -> str:
+        """Python opening this same history in another process."""
+        return f"h = open_history({str(self.state_dir)!r}, url={self.url!r});"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def at(request: pytest.FixtureRequest, tmp_path: Path) -> At:
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    return At(tmp_path, url)
+
+
 def _record(job: str, status: str = "running", **kw) -> RunRecord:
     site, kind = job.split(":")
     return RunRecord(run_id=new_run_id(), job_id=job, site=site, kind=kind, trigger="scheduled",
                      status=status, planned_at=iso(utcnow()), **kw)
 
 
-def test_start_finish_and_list(tmp_path: Path) -> None:
-    history = open_history(tmp_path)
+def test_start_finish_and_list(at: At) -> None:
+    history = at.open()
     first = _record("a:articles")
     history.start_run(first)
     history.finish_run(first.run_id, status="ok", counts={"items": 7, "bytes": 100},
@@ -39,30 +63,31 @@ def test_start_finish_and_list(tmp_path: Path) -> None:
     history.close()
 
 
-def test_history_is_shared_between_processes_in_wal_mode(tmp_path: Path) -> None:
+def test_history_file_is_in_wal_mode(tmp_path: Path) -> None:
     history = open_history(tmp_path)
+    assert history._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    history.close()
+
+
+def test_history_is_shared_between_processes(at: At) -> None:
+    history = at.open()
     history.record(_record("a:articles", status="missed"))
-    mode = history._conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
-    code = (
-        "import sys; from scheduler.history import open_history;"
-        f"h = open_history({str(tmp_path)!r}); print(len(h.list_runs()))"
-    )
+    code = "import sys; from scheduler.history import open_history;" + at.code() + "print(len(h.list_runs()))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
     history.close()
 
 
-def test_running_rows_of_a_dead_process_become_failed(tmp_path: Path) -> None:
+def test_running_rows_of_a_dead_process_become_failed(at: At) -> None:
     # A child process starts a run and dies without finishing it (like a killed daemon).
     code = (
         "import os; from scheduler.history import open_history, RunRecord, new_run_id;"
-        f"h = open_history({str(tmp_path)!r});"
+        + at.code() +
         "h.start_run(RunRecord(run_id='dead-1', job_id='a:articles', site='a', kind='articles',"
         " trigger='scheduled', status='running')); os._exit(9)"
     )
     subprocess.run([sys.executable, "-c", code], check=False)
-    history = open_history(tmp_path)
+    history = at.open()
     mine = _record("a:discussions")
     history.start_run(mine)  # owned by this live process: must stay running
     recovered = history.recover_interrupted()
@@ -74,8 +99,24 @@ def test_running_rows_of_a_dead_process_become_failed(tmp_path: Path) -> None:
     history.close()
 
 
-def test_metrics_are_computed_from_history(tmp_path: Path) -> None:
-    history = open_history(tmp_path)
+def test_another_hosts_running_rows_are_never_recovered_here(at: At) -> None:
+    """Its pids mean nothing on this host: a run another host is running stays running."""
+    code = (
+        "import os; from scheduler.history import open_history, RunRecord;" + at.code()
+        + "h.host = 'another-host';"
+        "h.start_run(RunRecord(run_id='theirs-1', job_id='a:articles', site='a', kind='articles',"
+        " trigger='scheduled', status='running')); os._exit(9)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=False)  # its pid is gone here, as on another host
+    history = at.open()
+    assert history.recover_interrupted() == []
+    row = history.get("theirs-1")
+    assert row is not None and row.status == "running"
+    history.close()
+
+
+def test_metrics_are_computed_from_history(at: At) -> None:
+    history = at.open()
     spooled = ""
     for status, items, state in (("ok", 5, "committed"), ("ok", 7, "committed"), ("ok", 100, "spooled"),
                                  ("failed", 0, None)):

@@ -22,7 +22,7 @@ from archive.verify_log import Verification, VerifyLog
 from catalog.db import Catalog, CatalogError
 from newsvault.config import Config
 from scheduler.health import ArchiveHealth
-from scheduler.history import RunRecord, SQLiteRunHistory, iso, open_history, utcnow
+from scheduler.history import RunHistory, RunRecord, iso, open_history, utcnow
 from scheduler.lock import daemon_running
 from scheduler.schedules import JobSpec, collect_jobs
 
@@ -46,7 +46,7 @@ class WebContext:
     # job id -> next run time; standalone servers read the job store, the daemon its scheduler.
     next_runs: Callable[[], dict[str, str | None]] | None = None
     is_daemon_running: Callable[[], bool] | None = None
-    history: SQLiteRunHistory = field(init=False)
+    history: RunHistory = field(init=False)
     _local: threading.local = field(init=False, default_factory=threading.local)
     _store: SnapshotStore | None = field(init=False, default=None)
     _captures: CaptureReader | None = field(init=False, default=None)
