@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from datetime import UTC, datetime
@@ -14,6 +15,12 @@ def new_snapshot_id(now: datetime | None = None) -> str:
     """A fresh id for a snapshot started at ``now`` (default: the current UTC time)."""
     now = now or datetime.now(UTC)
     return f"{now.astimezone(UTC).strftime(_TIME_FORMAT)}-{secrets.token_hex(3)}"
+
+
+def derived_snapshot_id(at: datetime, seed: str) -> str:
+    """The id of a snapshot planned for ``at``, the same for the same ``seed`` (a cluster's retried run)."""
+    suffix = hashlib.sha256(seed.encode()).hexdigest()[:6]
+    return f"{at.astimezone(UTC).strftime(_TIME_FORMAT)}-{suffix}"
 
 
 def is_snapshot_id(value: str) -> bool:

@@ -59,6 +59,7 @@ class ArchiveSession:
         progress: bool = False,
         on_committed: CommittedHook | None = None,
         state_url: str | None = None,
+        writer: WriterIdentity | None = None,
     ) -> None:
         self.archive_url = archive_url
         self.state_dir = state_dir
@@ -69,7 +70,8 @@ class ArchiveSession:
         self.lock_wait_seconds = lock_wait_seconds
         self.progress = progress
         self.on_committed = on_committed
-        self.identity = WriterIdentity.of(state_dir)
+        # Who writes (site, kind) chains: this state dir, or the cluster it belongs to.
+        self.identity = writer or WriterIdentity.of(state_dir)
         self._lock = archive_lock(archive_url, state_dir)
         self._held: Any = None
         self.store: SnapshotStore = open_store(archive_url, settings)

@@ -32,6 +32,10 @@ MARKER_FORMAT = "newsvault-writer"
 MAX_MARKER_BYTES = 64 * 1024
 
 
+# The host field of a cluster's identity (a host name never has a space).
+CLUSTER_HOST = "cluster of hosts"
+
+
 @dataclass(frozen=True)
 class WriterIdentity:
     """A writer is a state directory on a host (a copy of the dir elsewhere is another writer)."""
@@ -43,7 +47,14 @@ class WriterIdentity:
     def of(cls, state_dir: str | Path) -> WriterIdentity:
         return cls(host=socket.gethostname(), state_dir=str(Path(state_dir).resolve()))
 
+    @classmethod
+    def of_cluster(cls, cluster_id: str) -> WriterIdentity:
+        """The hosts of one cluster write as one: their shared state is one chain of snapshots."""
+        return cls(host=CLUSTER_HOST, state_dir=cluster_id)
+
     def describe(self) -> str:
+        if self.host == CLUSTER_HOST:
+            return f"the cluster {self.state_dir}"
         return f"state dir {self.state_dir} on host {self.host}"
 
     def marker(self) -> bytes:

@@ -309,6 +309,7 @@ class ClusterConfig(_Section):
     # The change-tracking state of every crawl lives here once it is set.
     url: SecretStr | None = Field(None, description="libpq URL of the shared PostgreSQL database;"
                                   " better set as $NEWSVAULT_CLUSTER_URL (it may hold a password)")
+    workers: int = Field(2, ge=1, le=64, description="runs from the queue this host crawls at once")
 
     @property
     def url_value(self) -> str | None:

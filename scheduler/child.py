@@ -9,6 +9,10 @@ which can deadlock the child.
 The launcher passes its pid in ``NEWSVAULT_PARENT_PID``: if the parent died
 before the request took effect the signal will never come, so the child checks
 that its parent is still the one that started it and does not crawl otherwise.
+
+A cluster's daemon asks for SIGKILL instead (``NEWSVAULT_PARENT_DEATH_SIGNAL=KILL``):
+its run is retried on another host under the same snapshot id, so the dying
+host's crawl must not finish and commit a partial snapshot first.
 """
 
 from __future__ import annotations
@@ -20,22 +24,24 @@ import sys
 from collections.abc import Mapping, Sequence
 
 PARENT_PID_ENV = "NEWSVAULT_PARENT_PID"
+PARENT_DEATH_SIGNAL_ENV = "NEWSVAULT_PARENT_DEATH_SIGNAL"
 EXIT_ORPHANED = 1
 
 _PR_SET_PDEATHSIG = 1
 
 
 def arrange_parent_death_signal(env: Mapping[str, str] | None = None) -> bool:
-    """Get SIGTERM when the launching process dies; False if it is already gone.
+    """Get SIGTERM (or the signal the launcher names) when the launching process dies; False if it is already gone.
 
     Off Linux there is no such signal; the job lock still keeps a new run of the
     same job from overlapping an orphaned crawl.
     """
     env = os.environ if env is None else env
+    death_signal = signal.SIGKILL if env.get(PARENT_DEATH_SIGNAL_ENV) == "KILL" else signal.SIGTERM
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            if libc.prctl(_PR_SET_PDEATHSIG, int(death_signal), 0, 0, 0) != 0:
                 print(f"newsvault: warning: prctl(PR_SET_PDEATHSIG) failed: "
                       f"{os.strerror(ctypes.get_errno())}", file=sys.stderr)
         except (OSError, AttributeError) as exc:
@@ -52,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ORPHANED
     # Nothing this process starts was launched by the daemon.
     os.environ.pop(PARENT_PID_ENV, None)
+    os.environ.pop(PARENT_DEATH_SIGNAL_ENV, None)
     from scheduler.cli import main as cli_main
 
     return cli_main(argv)

@@ -21,6 +21,7 @@ from scrapy.settings import Settings
 from archive.ids import new_snapshot_id
 from archive.scrapy_hooks import SNAPSHOT_ERROR_STAT, find_extension
 from archive.session import ArchiveSession, SnapshotOutcome, SnapshotState
+from archive.writers import WriterIdentity
 from catalog.ingest import committed_hook
 from newsvault.config import Config
 from newsvault.errors import ArchiveLockedError, WriterConflictError
@@ -151,6 +152,16 @@ def _spider_class(kind: str) -> type:
     raise ValueError(f"unknown crawl kind {kind!r} (use articles or discussions)")
 
 
+def cluster_writer(config: Config) -> WriterIdentity | None:
+    """The writer identity of a cluster host (the cluster's), or None: this state dir writes as itself."""
+    url = config.cluster.url_value
+    if not url:
+        return None
+    from scheduler.cluster import cluster_id
+
+    return WriterIdentity.of_cluster(cluster_id(url))
+
+
 def run_crawl(
     config: Config,
     site: str | SiteProfile,
@@ -160,8 +171,12 @@ def run_crawl(
     output: str | Path | None = None,
     archive: bool = True,
     settings: dict[str, Any] | None = None,
+    snapshot_id: str | None = None,
 ) -> CrawlSummary:
     """Run one crawl of ``site`` in this process and return its summary.
+
+    ``snapshot_id``: the id to commit under (a cluster's retried run reuses
+    its first attempt's, so the archive commits only one); default a new one.
 
     With ``archive``, the whole crawl and its push hold the archive lock
     shared (a prune waits), the writer of (site, kind) is checked first, and
@@ -181,7 +196,7 @@ def run_crawl(
     if not archive:
         return _summarise(profile.name, kind, _run_scrapy(config, profile, kind, spider_cls, scrapy_settings, start_urls), output)
 
-    snapshot_id = new_snapshot_id()
+    snapshot_id = snapshot_id or new_snapshot_id()
     scrapy_settings.set("NEWSVAULT_SNAPSHOT_ID", snapshot_id, priority="cmdline")
     try:
         session = ArchiveSession(
@@ -189,6 +204,7 @@ def run_crawl(
             lock_wait_seconds=config.archive.lock_wait_seconds,
             on_committed=committed_hook(config.catalog_path, config.archive.url),
             state_url=config.cluster.url_value,
+            writer=cluster_writer(config),
         )
         with session:
             session.preflight(profile.name, kind)
@@ -200,7 +216,7 @@ def run_crawl(
         # Refused before anything was fetched: nothing to archive, nothing lost.
         return CrawlSummary(site=profile.name, kind=kind, status="failed", finish_reason=None, error=str(exc),
                             output=str(output) if output else None)
-    mark_snapshots_committed(config.state_dir, [r.snapshot_id for r in results if r.ok])
+    mark_snapshots_committed(config.state_dir, [r.snapshot_id for r in results if r.ok], url=config.cluster.url_value)
     summary = _summarise(profile.name, kind, crawler, output)
     summary.snapshot_id = snapshot_id
     summary.snapshot_state = outcome.state

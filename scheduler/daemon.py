@@ -6,6 +6,10 @@ records the runs it missed. Manual runs arrive as request files in
 ``<state>/triggers/`` (see :func:`request_trigger`), which the daemon polls.
 SIGTERM/SIGINT stop scheduling, let running crawls finish within the shutdown
 grace, then stop them (SIGTERM, SIGKILL) and exit 0.
+
+With ``[cluster] url`` the daemon is one host of several (scheduler/cluster.py):
+the job store, run history and state are the shared PostgreSQL ones, only the
+leader's scheduler fires, and a fire queues the run for any host's worker.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from scheduler.schedules import JobSpec, build_trigger, collect_jobs, describe
 from scheduler.trigger import TRIGGERS_DIR
 
 if TYPE_CHECKING:
+    from scheduler.cluster import ClusterMember
+    from scheduler.run_queue import Fire
     from web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -79,8 +85,15 @@ def crawl_options(config: Config) -> CrawlOptions:
 
 
 def make_scheduler(config: Config, max_workers: int = 8) -> BackgroundScheduler:
+    cluster_url = config.cluster.url_value
+    if cluster_url and not config.daemon.jobstore_url:
+        from scheduler.cluster import sqlalchemy_url
+
+        jobstore_url = sqlalchemy_url(cluster_url)
+    else:
+        jobstore_url = config.jobstore_url
     return BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=config.jobstore_url),
+        jobstores={"default": SQLAlchemyJobStore(url=jobstore_url),
                    "transient": MemoryJobStore()},
         executors={"default": ThreadPoolExecutor(max_workers=max_workers)},
         job_defaults={"coalesce": True, "max_instances": 1,
@@ -108,6 +121,9 @@ class Daemon:
         self.watcher: threading.Thread | None = None
         self.archive_health = ArchiveHealth(state_dir=config.state_dir, spool_dir=config.spool_dir,
                                             archive_url=config.archive.url)
+        self.cluster_url = config.cluster.url_value
+        self.cluster: ClusterMember | None = None
+        self.runtime: jobs.JobRuntime | None = None
 
     def _start_urls_for(self, site: str, kind: str) -> list[str]:
         """Start URLs given for ``site:kind``, else for ``site``, else none (the profile's)."""
@@ -123,32 +139,39 @@ class Daemon:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         lock = DaemonLock(self.state_dir)
         lock.acquire()
-        self.history = open_history(self.state_dir)
+        self.history = open_history(self.state_dir, url=self.cluster_url)
         try:
             for rec in self.history.recover_interrupted():
                 log.warning("run %s of %s was interrupted by a daemon stop; recorded as failed",
                             rec.run_id, rec.job_id)
-            self.launcher = Launcher()
-            jobs.install_runtime(jobs.JobRuntime(history=self.history, launcher=self.launcher))
+            self.launcher = Launcher(kill_with_parent=bool(self.cluster_url))
+            self.runtime = jobs.JobRuntime(history=self.history, launcher=self.launcher)
+            jobs.install_runtime(self.runtime)
             self.scheduler = make_scheduler(self.config, max_workers=max(4, 2 * len(self.specs) + 2))
             self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             # APScheduler tells listeners, not the job, which planned time a run serves.
             self.scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
             self.scheduler.start(paused=True)
-            self._sync_jobs()
             self._install_signals()
+            if self.cluster_url:
+                self._join_cluster()  # the scheduler resumes when this daemon leads
+            else:
+                self._sync_jobs()
             self._start_metrics()
             self._start_web()
             self.watcher = threading.Thread(target=self._watch_triggers, name="triggers", daemon=True)
             self.watcher.start()
-            self.scheduler.resume()
-            log.info("daemon running on %s with %d job(s); pid %s", self.state_dir,
-                     len(self.specs), os.getpid())
+            if not self.cluster_url:
+                self.scheduler.resume()
+            log.info("daemon running on %s with %d job(s); pid %s%s", self.state_dir,
+                     len(self.specs), os.getpid(), " (cluster member)" if self.cluster_url else "")
             self.stop_event.wait()
             self._shutdown()
             return 0
         finally:
             jobs.install_runtime(None)
+            if self.cluster is not None:
+                self.cluster.stop(0)
             if self.metrics:
                 self.metrics.stop()
             if self.web:
@@ -164,13 +187,16 @@ class Daemon:
             log.info("removing job %s: no longer in the config", jid)
             self.scheduler.remove_job(jid, jobstore="default")
         now = utcnow()
+        # A cluster's stored jobs only name what to fire; each host crawls with its own paths.
+        options = CrawlOptions(config_file=None, state_dir="", archive_url=None) if self.cluster_url else self.options
         for jid, spec in wanted.items():
-            kwargs = jobs.job_kwargs(spec.site, spec.kind, options=self.options,
+            kwargs = jobs.job_kwargs(spec.site, spec.kind, options=options,
                                      crawl_timeout=self.config.daemon.crawl_timeout_seconds,
                                      start_urls=self._start_urls_for(spec.site, spec.kind),
                                      schedule=spec.fingerprint())
             job = stored.get(jid)
-            if job is not None and job.kwargs == kwargs and job.next_run_time is not None:
+            if (job is not None and job.kwargs == kwargs and job.next_run_time is not None
+                    and job.func is self._job_function()):
                 # Unchanged: keep its stored next run time so missed runs are caught up.
                 self._record_missed_on_restart(job, now)
                 if self.run_now:
@@ -181,7 +207,7 @@ class Daemon:
             # next_run_time=None would pause the job, so pass it only to run now.
             extra: dict[str, Any] = {"next_run_time": now} if self.run_now else {}
             new = self.scheduler.add_job(
-                jobs.run_job, trigger=trigger, id=jid, name=jid, kwargs=kwargs,
+                self._job_function(), trigger=trigger, id=jid, name=jid, kwargs=kwargs,
                 jobstore="default", replace_existing=True, coalesce=True, max_instances=1,
                 misfire_grace_time=self.config.daemon.misfire_grace_seconds, **extra,
             )
@@ -201,6 +227,10 @@ class Daemon:
             log.warning("job %s missed %d run(s) while the daemon was down", job.id, len(run_times) - 1)
 
     def _record(self, jid: str, status: str, planned: datetime | None, trigger: str, error: str) -> None:
+        if self.cluster is not None and status == "missed" and planned is not None:
+            # Once per planned time across the cluster, and never for a time a run was queued for.
+            self.cluster.record_missed(jid, planned, error)
+            return
         site, _, kind = jid.partition(":")
         self.history.record(RunRecord(
             run_id=new_run_id(planned), job_id=jid, site=site, kind=kind, trigger=trigger,
@@ -222,6 +252,44 @@ class Daemon:
             self._record(jid, "skipped-overlap", planned, "scheduled",
                          "the previous run of this job is still running")
 
+    # -- cluster -------------------------------------------------------------------------
+    def _job_function(self) -> Any:
+        return jobs.fire_job if self.cluster_url else jobs.run_job
+
+    def _join_cluster(self) -> None:
+        from scheduler.cluster import ClusterMember, host_member_name
+
+        assert self.cluster_url is not None and self.runtime is not None
+        self.cluster = ClusterMember(
+            self.cluster_url, history=self.history, on_lead=self._lead, on_step_down=self.scheduler.pause,
+            run_fire=self._run_fire, concurrency=max(1, self.config.cluster.workers),
+            name=host_member_name())
+        self.runtime.fire = self.cluster.fire
+        self.cluster.start()
+
+    def _lead(self) -> None:
+        """This daemon just took the lease: make the shared job store match the config, then fire."""
+        assert self.runtime is not None
+        self.runtime.started_at = utcnow()
+        self._sync_jobs()
+        self.scheduler.resume()
+
+    def _run_fire(self, fire: Fire, attempt: int) -> None:
+        """One run from the queue, on this host (a procrastinate worker thread)."""
+        from scheduler.cluster import attempt_run_id
+        from scheduler.run_queue import fire_snapshot_id
+
+        for earlier in range(1, attempt):
+            row = self.history.get(attempt_run_id(fire, earlier))
+            if row is not None and row.status == "running":
+                self.history.finish_run(row.run_id, status="failed",
+                                        error="its host stopped answering; the run was retried")
+        kwargs = jobs.job_kwargs(fire.site, fire.kind, options=self.options,
+                                 crawl_timeout=self.config.daemon.crawl_timeout_seconds,
+                                 start_urls=self._start_urls_for(fire.site, fire.kind))
+        jobs.run_job(**kwargs, trigger=fire.trigger, run_id=attempt_run_id(fire, attempt),
+                     planned_at=fire.planned_at, snapshot_id=fire_snapshot_id(fire))
+
     # -- signals and shutdown --------------------------------------------------------
     def _install_signals(self) -> None:
         def handler(signum: int, _frame: Any) -> None:
@@ -237,6 +305,8 @@ class Daemon:
     def _shutdown(self) -> None:
         grace = self.config.daemon.shutdown_grace_seconds
         self.scheduler.pause()
+        if self.cluster is not None:
+            self.cluster.stop(grace)  # no new run from the queue; the lease goes to a standby
         self.launcher.stop_accepting()
         self._refuse_pending_manual_runs()
         if self.launcher.running():

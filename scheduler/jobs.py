@@ -12,13 +12,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from newsvault.errors import NewsvaultError
-from scheduler.history import RunHistory, RunRecord, iso, new_run_id, open_history, utcnow
+from scheduler.history import (
+    RunHistory,
+    RunRecord,
+    iso,
+    new_run_id,
+    open_history,
+    parse_iso,
+    utcnow,
+)
 from scheduler.launcher import CrawlOptions, Launcher, crawl_command, prune_logs
 from scheduler.lock import job_lock
 from scheduler.run_checks import announce_transition, assess, load_job_config
@@ -40,6 +49,8 @@ class JobRuntime:
     history: RunHistory
     launcher: Launcher
     started_at: datetime = field(default_factory=utcnow)
+    # In a cluster, a fire queues the run instead (scheduler/cluster.py): fire(job_id, planned, trigger).
+    fire: Callable[[str, datetime, str], str] | None = None
 
 
 _runtime: JobRuntime | None = None
@@ -116,8 +127,12 @@ def run_job(
     trigger: str = "scheduled",
     run_id: str | None = None,
     planned_at: str | None = None,
+    snapshot_id: str | None = None,
 ) -> dict[str, Any] | None:
     """Run one crawl of ``site``/``kind`` in a child process; return its history row as a dict.
+
+    ``planned_at`` given (a manual run, or a run from a cluster's queue) is the
+    planned time as it is; ``snapshot_id`` the id the crawl commits under.
 
     Returns None when the run was not started (skipped because the previous run
     of the same job still holds its lock, or the daemon is shutting down); such
@@ -131,10 +146,26 @@ def run_job(
         return _run(runtime, site, kind, config_file=config_file, state_dir=state_dir,
                     archive_url=archive_url, crawl_timeout=crawl_timeout,
                     start_urls=start_urls or [], trigger=trigger, run_id=run_id,
-                    planned_at=planned_at)
+                    planned_at=planned_at, snapshot_id=snapshot_id)
     finally:
         if own_runtime:
             runtime.history.close()
+
+
+def fire_job(site: str, kind: str, **_stored: Any) -> str | None:
+    """The job function of a cluster's scheduler: queue the run (see scheduler/cluster.py), crawl nothing here.
+
+    Takes the same stored arguments as :func:`run_job`, so switching a job
+    store between the two modes changes only the function.
+    """
+    runtime = _runtime
+    jid = make_job_id(site, kind)
+    if runtime is None or runtime.fire is None:
+        log.error("fire of %s ignored: this daemon is not part of a cluster", jid)
+        return None
+    planned = planned_times.take(jid) or utcnow()
+    trigger = "missed" if planned < runtime.started_at - CATCH_UP_TOLERANCE else "scheduled"
+    return runtime.fire(jid, planned, trigger)
 
 
 def _run(
@@ -150,12 +181,16 @@ def _run(
     trigger: str,
     run_id: str | None,
     planned_at: str | None,
+    snapshot_id: str | None = None,
 ) -> dict[str, Any] | None:
     jid = make_job_id(site, kind)
-    # Scheduled runs: the time APScheduler planned (its listener says it); manual ones bring planned_at.
-    planned = (planned_times.take(jid) if trigger == "scheduled" else None) or utcnow()
+    # Scheduled runs: the time APScheduler planned (its listener says it); manual and queued ones bring planned_at.
+    if planned_at:
+        planned = parse_iso(planned_at) or utcnow()
+    else:
+        planned = (planned_times.take(jid) if trigger == "scheduled" else None) or utcnow()
     planned_text = planned_at or iso(planned)
-    if trigger == "scheduled" and planned < runtime.started_at - CATCH_UP_TOLERANCE:
+    if trigger == "scheduled" and not planned_at and planned < runtime.started_at - CATCH_UP_TOLERANCE:
         trigger = "missed"  # the coalesced catch-up of runs planned while the daemon was down
     run_id = run_id or new_run_id()
     history, launcher = runtime.history, runtime.launcher
@@ -190,7 +225,8 @@ def _run(
         history.start_run(record)
         log.info("run started  %s [%s] run %s", jid, trigger, run_id)
         options = CrawlOptions(config_file=config_file, state_dir=state_dir, archive_url=archive_url)
-        cmd = crawl_command(site, kind, summary_path=summary_path, options=options, start_urls=start_urls)
+        cmd = crawl_command(site, kind, summary_path=summary_path, options=options, start_urls=start_urls,
+                            snapshot_id=snapshot_id)
         assert lock.fd is not None
         try:
             result = launcher.run(cmd, log_path=log_path, summary_path=summary_path,

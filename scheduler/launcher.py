@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scheduler.child import PARENT_PID_ENV
+from scheduler.child import PARENT_DEATH_SIGNAL_ENV, PARENT_PID_ENV
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,12 @@ def crawl_command(
     summary_path: str | Path,
     options: CrawlOptions,
     start_urls: Sequence[str] = (),
+    snapshot_id: str | None = None,
 ) -> list[str]:
     cmd = [sys.executable, "-m", "scheduler.child", "crawl", site, "--kind", kind,
            "--json-summary", str(summary_path), *options.argv()]
+    if snapshot_id:
+        cmd += ["--snapshot-id", snapshot_id]
     for url in start_urls:
         cmd += ["--start-url", url]
     return cmd
@@ -81,8 +84,10 @@ def crawl_command(
 class Launcher:
     """Starts child crawls and remembers them until they end."""
 
-    def __init__(self, kill_grace_seconds: float = KILL_GRACE_SECONDS) -> None:
+    def __init__(self, kill_grace_seconds: float = KILL_GRACE_SECONDS, *, kill_with_parent: bool = False) -> None:
         self.kill_grace_seconds = kill_grace_seconds
+        # A cluster's crawls die at once with their daemon (see scheduler/child.py); others stop gracefully.
+        self.kill_with_parent = kill_with_parent
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._stopped: set[int] = set()
         self._lock = threading.Lock()
@@ -115,6 +120,7 @@ class Launcher:
         started = time.monotonic()
         env = dict(os.environ)
         env[PARENT_PID_ENV] = str(os.getpid())
+        env[PARENT_DEATH_SIGNAL_ENV] = "KILL" if self.kill_with_parent else "TERM"
         # One lock over the check, the start and the registration, also taken by
         # stop_accepting/stop_all: a child is either registered before shutdown
         # looks (so it is waited for and stopped) or never started at all.

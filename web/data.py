@@ -54,7 +54,7 @@ class WebContext:
 
     def __post_init__(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
-        self.history = open_history(self.config.state_dir)
+        self.history = open_history(self.config.state_dir, url=self.config.cluster.url_value)
         self.archive_health = ArchiveHealth(state_dir=self.config.state_dir, spool_dir=self.config.spool_dir,
                                             archive_url=self.config.archive.url)
         self.verify_log = VerifyLog.in_state_dir(self.config.state_dir, self.config.archive.url)

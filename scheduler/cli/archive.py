@@ -28,6 +28,7 @@ from newsvault.config import Config
 from newsvault.errors import IntegrityError, NewsvaultError, StoreError
 from newsvault.names import KINDS
 from scheduler.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, archive_option, config_from_args
+from scheduler.crawl import cluster_writer
 from scheduler.history import mark_snapshots_committed
 
 
@@ -237,7 +238,7 @@ def cmd_push(args: argparse.Namespace) -> int:
                         settings=config.scrapy_settings(), lock_wait_seconds=config.archive.lock_wait_seconds,
                         progress=_progress(),
                         on_committed=committed_hook(config.catalog_path, config.archive.url),
-                        state_url=config.cluster.url_value) as session:
+                        state_url=config.cluster.url_value, writer=cluster_writer(config)) as session:
         results = session.push()
     mark_snapshots_committed(config.state_dir, [r.snapshot_id for r in results if r.ok])
     if not results:
@@ -254,7 +255,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_claim(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     store = _store(config)
-    identity = WriterIdentity.of(config.state_dir)
+    identity = cluster_writer(config) or WriterIdentity.of(config.state_dir)
     for kind in args.kind or list(KINDS):
         previous = claim(store, args.site, kind, identity)
         before = f" (was {previous.describe()})" if previous and previous != identity else ""

@@ -16,6 +16,14 @@ from scheduler.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, archive_optio
 _SUMMARY_COUNTS = ("new", "updated", "unchanged", "removed", "duplicates", "near_duplicates", "dropped")
 
 
+def snapshot_id_arg(value: str) -> str:
+    from archive.ids import is_snapshot_id
+
+    if not is_snapshot_id(value):
+        raise argparse.ArgumentTypeError(f"not a snapshot id (YYYYMMDDTHHMMSSZ-xxxxxx): {value!r}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add `sites`, `crawl` and `revisits`."""
     sites = subparsers.add_parser(
@@ -44,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     crawl.add_argument("--output", metavar="FILE.jsonl", help="also write the items here, one JSON object per line")
     crawl.add_argument("--no-archive", action="store_true", help="do not write or upload a snapshot")
     crawl.add_argument("--json-summary", metavar="FILE", help="write the run summary as JSON")
+    crawl.add_argument("--snapshot-id", type=snapshot_id_arg, metavar="ID",
+                       help="commit under this snapshot id (a cluster's retried run reuses its first attempt's)")
     crawl.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None,
         help="live progress on stderr (default: setting NEWSVAULT_PROGRESS)",
@@ -135,6 +145,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
             output=args.output,
             archive=not args.no_archive,
             settings=None if args.progress is None else {"NEWSVAULT_PROGRESS": args.progress},
+            snapshot_id=args.snapshot_id,
         )
     except UnknownSiteError as exc:
         print(f"newsvault: error: {exc}", file=sys.stderr)

@@ -101,7 +101,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from scheduler.history import open_history
 
     config = config_from_args(args)
-    history = open_history(config.state_dir)
+    history = open_history(config.state_dir, url=config.cluster.url_value)
     try:
         job_id = f"{args.site}:{args.kind}" if args.site and args.kind else None
         runs = history.list_runs(site=args.site, job_id=job_id, limit=args.limit)
@@ -133,7 +133,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     from scheduler.run_checks import job_health
 
     config = config_from_args(args)
-    history = open_history(config.state_dir)
+    history = open_history(config.state_dir, url=config.cluster.url_value)
     try:
         jobs = job_health(history, config, site=args.site)
     finally:

@@ -1,0 +1,154 @@
+"""A daemon as one host of a cluster: leadership, firing into the queue, working the queue.
+
+Turned on by ``[cluster] url`` (PostgreSQL). Every host runs the same daemon
+with the same config and sites:
+
+- the job store (APScheduler's SQLAlchemy store) lives in the shared
+  database, and only the leader's scheduler runs (:class:`LeaderLease`); the
+  others keep theirs paused and poll the lease, so APScheduler's rule of one
+  scheduler per job store holds;
+- a fire does not crawl: it puts (job, planned time) in the queue
+  (:func:`scheduler.run_queue.enqueue_fire`), fenced by the leader's token;
+- every host's worker takes runs from the queue and crawls them as the
+  single-host daemon does (the run history, change-tracking state and digest
+  index are the shared ones), under a snapshot id that a retry reuses;
+- a planned time the cluster missed (no leader for a while) is recorded
+  ``missed`` once, and never when a run for it was queued after all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from scheduler.history import RunHistory, RunRecord, iso, new_run_id, utcnow
+from scheduler.leader import LeaderLease, default_holder
+from scheduler.run_queue import Fire, RunQueue, enqueue_fire, ensure_schema, fire_snapshot_id
+
+log = logging.getLogger(__name__)
+
+
+CLUSTER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS newsvault_cluster (
+    only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+    cluster_id TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)
+"""
+
+
+def cluster_id(url: str) -> str:
+    """The cluster's name for itself, made once by the first host: the archive knows it as the writer."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('newsvault-cluster-id'))")
+        conn.execute(CLUSTER_SCHEMA)
+        conn.execute("INSERT INTO newsvault_cluster (cluster_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                     (uuid.uuid4().hex[:12],))
+        row = conn.execute("SELECT cluster_id FROM newsvault_cluster").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def host_member_name() -> str:
+    """This daemon's name in the cluster: host and pid."""
+    return default_holder()
+
+
+def sqlalchemy_url(libpq_url: str) -> str:
+    """The cluster URL as SQLAlchemy spells it for psycopg 3 (the job store's driver)."""
+    scheme, rest = libpq_url.split("://", 1)
+    return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else libpq_url
+
+
+class ClusterMember:
+    """This daemon's part in the cluster; the daemon calls :meth:`start`, :meth:`fire`, :meth:`stop`."""
+
+    def __init__(self, url: str, *, history: RunHistory, on_lead: Callable[[], None],
+                 on_step_down: Callable[[], None], run_fire: Callable[[Fire, int], Any],
+                 concurrency: int, name: str) -> None:
+        import psycopg
+
+        self.url = url
+        self.history = history
+        self.on_lead = on_lead
+        self.on_step_down = on_step_down
+        ensure_schema(url)
+        self.lease = LeaderLease(url, holder=name)
+        self._fire_conn = psycopg.connect(url, autocommit=True, application_name="newsvault fires")
+        self._fire_lock = threading.Lock()
+        self.queue = RunQueue(url, run_fire, concurrency=concurrency, name=name)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- leadership ----------------------------------------------------------------
+    def start(self) -> None:
+        self.queue.start()
+        self._thread = threading.Thread(target=self._lead_loop, name="cluster-lease", daemon=True)
+        self._thread.start()
+
+    def _lead_loop(self) -> None:
+        while not self._stop.is_set():
+            was_leader = self.lease.is_leader
+            try:
+                leads = self.lease.renew() if was_leader else self.lease.try_acquire() is not None
+            except Exception as exc:  # noqa: BLE001 - the lease's database is down: not leading
+                log.warning("cluster lease: %s", exc)
+                leads = False
+            if leads and not was_leader:
+                log.info("this daemon leads the cluster now (token %s)", self.lease.token)
+                self.on_lead()
+            elif was_leader and not leads:
+                log.warning("this daemon no longer leads the cluster; its scheduler pauses")
+                self.on_step_down()
+            self._stop.wait(self.lease.renew_seconds if leads else self.lease.poll_seconds)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.lease.is_leader
+
+    # -- fires -----------------------------------------------------------------------
+    def fire(self, job_id: str, planned: datetime, trigger: str = "scheduled") -> str:
+        """Queue the run of ``job_id`` planned for ``planned`` (the leader's scheduler calls this)."""
+        site, _, kind = job_id.partition(":")
+        fire = Fire(job_id=job_id, site=site, kind=kind, planned_at=str(iso(planned)), trigger=trigger)
+        with self._fire_lock:
+            outcome = enqueue_fire(self._fire_conn, self.lease, fire)
+        log.info("fire %s at %s: %s", job_id, fire.planned_at, outcome)
+        return outcome
+
+    def record_missed(self, job_id: str, planned: datetime, error: str) -> bool:
+        """Record a planned time nobody ran as missed, unless a run for it was queued; True if recorded."""
+        planned_at = str(iso(planned))
+        with self._fire_lock, self._fire_conn.transaction(), self._fire_conn.cursor() as cursor:
+            if not self.lease.holds(cursor):
+                return False
+            claimed = cursor.execute(
+                "INSERT INTO newsvault_fires (job_id, planned_at, fired_by, token) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (job_id, planned_at) DO NOTHING RETURNING job_id",
+                (job_id, planned_at, f"missed by {self.lease.holder}", self.lease.token)).fetchone()
+        if claimed is None:
+            return False
+        site, _, kind = job_id.partition(":")
+        self.history.record(RunRecord(run_id=new_run_id(planned), job_id=job_id, site=site, kind=kind,
+                                      trigger="scheduled", status="missed", planned_at=planned_at,
+                                      finished_at=iso(utcnow()), error=error))
+        return True
+
+    def stop(self, grace: float) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.queue.stop(grace)
+        self.lease.release()
+        self._fire_conn.close()
+
+
+def attempt_run_id(fire: Fire, attempt: int) -> str:
+    """The run history id of one attempt at a fire: the fire's snapshot id and the attempt number."""
+    return f"{fire_snapshot_id(fire)}-a{attempt}"
