@@ -121,14 +121,14 @@ class PostgresDatabase:
     """
 
     dialect = "postgresql"
+    _closed = False
 
     def __init__(self, url: str, *, schema: str, schema_lock: str, connect_timeout: float = 10.0,
                  named_rows: bool = False) -> None:
-        import psycopg
-        from psycopg.rows import dict_row, tuple_row
-
-        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout)),
-                                    row_factory=dict_row if named_rows else tuple_row)
+        self._url = url
+        self._connect_timeout = connect_timeout
+        self._named_rows = named_rows
+        self.conn = self._connect()
         try:
             with self.conn.transaction():
                 self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema_lock,))
@@ -138,18 +138,32 @@ class PostgresDatabase:
             self.conn.close()
             raise
 
+    def _connect(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row, tuple_row
+
+        return psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)),
+                               row_factory=dict_row if self._named_rows else tuple_row)
+
+    def _live(self) -> Any:
+        """The connection, opened again if the server restarted since (the statement that saw it fail raised)."""
+        if self.conn.broken or (self.conn.closed and not self._closed):
+            self.conn.close()
+            self.conn = self._connect()
+        return self.conn
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        return self.conn.execute(postgres_sql(sql), params)
+        return self._live().execute(postgres_sql(sql), params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
         if rows:
-            with self.conn.cursor() as cursor:
+            with self._live().cursor() as cursor:
                 cursor.executemany(postgres_sql(sql), rows)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.conn.transaction():
+        with self._live().transaction():
             yield
 
     def ensure_columns(self, table: str, columns: Iterable[tuple[str, str]]) -> None:
@@ -157,6 +171,7 @@ class PostgresDatabase:
             self.conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {declaration}")
 
     def close(self) -> None:
+        self._closed = True
         self.conn.close()
 
 

@@ -18,7 +18,9 @@ with the same config and sites:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -26,17 +28,33 @@ from datetime import datetime
 from typing import Any
 
 from scheduler.history import RunHistory, RunRecord, iso, new_run_id, utcnow
-from scheduler.leader import LeaderLease, default_holder
+from scheduler.leader import CONNECT_TIMEOUT_SECONDS, LeaderLease, default_holder
 from scheduler.run_queue import Fire, RunQueue, enqueue_fire, ensure_schema, fire_snapshot_id
 
 log = logging.getLogger(__name__)
 
+
+# Waits between attempts at a fire while the database is unreachable (a restart takes seconds).
+FIRE_RETRY_PAUSES = (0.5, 1, 2, 4, 8)
 
 CLUSTER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS newsvault_cluster (
     only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
     cluster_id TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)
+"""
+
+
+# Each daemon's row, renewed with its lease loop: what `newsvault cluster status` shows of the hosts.
+MEMBERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS newsvault_members (
+    name TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    last_heartbeat TIMESTAMPTZ NOT NULL DEFAULT now(),
+    is_leader BOOLEAN NOT NULL DEFAULT FALSE,
+    stopped_at TIMESTAMPTZ
 )
 """
 
@@ -72,15 +90,18 @@ class ClusterMember:
     def __init__(self, url: str, *, history: RunHistory, on_lead: Callable[[], None],
                  on_step_down: Callable[[], None], run_fire: Callable[[Fire, int], Any],
                  concurrency: int, name: str) -> None:
-        import psycopg
-
         self.url = url
         self.history = history
         self.on_lead = on_lead
         self.on_step_down = on_step_down
-        ensure_schema(url)
+        ensure_schema(url, MEMBERS_SCHEMA)
         self.lease = LeaderLease(url, holder=name)
-        self._fire_conn = psycopg.connect(url, autocommit=True, application_name="newsvault fires")
+        self.name = name
+        self._fire_conn: Any = None
+        self._connection().execute(
+            "INSERT INTO newsvault_members (name, host) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET"
+            " started_at = now(), last_heartbeat = now(), is_leader = FALSE, stopped_at = NULL",
+            (name, socket.gethostname()))
         self._fire_lock = threading.Lock()
         self.queue = RunQueue(url, run_fire, concurrency=concurrency, name=name)
         self._stop = threading.Event()
@@ -106,7 +127,16 @@ class ClusterMember:
             elif was_leader and not leads:
                 log.warning("this daemon no longer leads the cluster; its scheduler pauses")
                 self.on_step_down()
+            self._heartbeat(leads)
             self._stop.wait(self.lease.renew_seconds if leads else self.lease.poll_seconds)
+
+    def _heartbeat(self, leading: bool) -> None:
+        try:
+            with self._fire_lock:
+                self._connection().execute("UPDATE newsvault_members SET last_heartbeat = now(), is_leader = %s"
+                                        " WHERE name = %s", (leading, self.name))
+        except Exception as exc:  # noqa: BLE001 - the database is down; the lease loop says so too
+            log.debug("cluster heartbeat not written: %s", exc)
 
     @property
     def is_leader(self) -> bool:
@@ -118,20 +148,25 @@ class ClusterMember:
         site, _, kind = job_id.partition(":")
         fire = Fire(job_id=job_id, site=site, kind=kind, planned_at=str(iso(planned)), trigger=trigger)
         with self._fire_lock:
-            outcome = enqueue_fire(self._fire_conn, self.lease, fire)
+            outcome = self._with_retries(lambda conn: enqueue_fire(conn, self.lease, fire))
         log.info("fire %s at %s: %s", job_id, fire.planned_at, outcome)
         return outcome
 
     def record_missed(self, job_id: str, planned: datetime, error: str) -> bool:
         """Record a planned time nobody ran as missed, unless a run for it was queued; True if recorded."""
         planned_at = str(iso(planned))
-        with self._fire_lock, self._fire_conn.transaction(), self._fire_conn.cursor() as cursor:
-            if not self.lease.holds(cursor):
-                return False
-            claimed = cursor.execute(
-                "INSERT INTO newsvault_fires (job_id, planned_at, fired_by, token) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (job_id, planned_at) DO NOTHING RETURNING job_id",
-                (job_id, planned_at, f"missed by {self.lease.holder}", self.lease.token)).fetchone()
+
+        def claim(conn: Any) -> Any:
+            with conn.transaction(), conn.cursor() as cursor:
+                if not self.lease.holds(cursor):
+                    return None
+                return cursor.execute(
+                    "INSERT INTO newsvault_fires (job_id, planned_at, fired_by, token) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT (job_id, planned_at) DO NOTHING RETURNING job_id",
+                    (job_id, planned_at, f"missed by {self.lease.holder}", self.lease.token)).fetchone()
+
+        with self._fire_lock:
+            claimed = self._with_retries(claim)
         if claimed is None:
             return False
         site, _, kind = job_id.partition(":")
@@ -146,7 +181,39 @@ class ClusterMember:
             self._thread.join(10)
         self.queue.stop(grace)
         self.lease.release()
-        self._fire_conn.close()
+        with contextlib.suppress(Exception):
+            self._connection().execute("UPDATE newsvault_members SET stopped_at = now(), is_leader = FALSE"
+                                       " WHERE name = %s", (self.name,))
+        if self._fire_conn is not None:
+            self._fire_conn.close()
+
+    # -- the connection fires go through ----------------------------------------------------
+    def _connection(self) -> Any:
+        """The fires' connection, opened again after the database restarted or the link broke."""
+        import psycopg
+
+        if self._fire_conn is None or self._fire_conn.closed or self._fire_conn.broken:
+            if self._fire_conn is not None:
+                self._fire_conn.close()
+            self._fire_conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                                              application_name="newsvault fires")
+        return self._fire_conn
+
+    def _with_retries(self, work: Callable[[Any], Any]) -> Any:
+        """``work(connection)``, again on a new connection while the database is unreachable (a restart).
+
+        A fire that still fails is raised: APScheduler logs it, and the planned
+        time is then recorded missed by whichever host leads next.
+        """
+        import psycopg
+
+        for pause in FIRE_RETRY_PAUSES:
+            try:
+                return work(self._connection())
+            except psycopg.OperationalError as exc:
+                log.warning("cluster database unreachable (%s); trying again in %ss", exc, pause)
+                self._stop.wait(pause)
+        return work(self._connection())
 
 
 def attempt_run_id(fire: Fire, attempt: int) -> str:

@@ -57,8 +57,8 @@ CREATE TABLE IF NOT EXISTS newsvault_fires (
 """
 
 
-def ensure_schema(url: str) -> None:
-    """procrastinate's schema and the fires table, created once however many daemons start at once."""
+def ensure_schema(url: str, *more: str) -> None:
+    """procrastinate's schema, the fires table and ``more`` tables, created once however many daemons start at once."""
     import psycopg
     from procrastinate.schema import SchemaManager
 
@@ -67,7 +67,8 @@ def ensure_schema(url: str) -> None:
         present = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()
         if not (present and present[0]):
             conn.execute(SchemaManager.get_schema())
-        conn.execute(FIRES_SCHEMA)
+        for schema in (FIRES_SCHEMA, *more):
+            conn.execute(schema)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ database's. Crawls hit the sample site on loopback.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -173,6 +174,17 @@ def test_three_hosts_run_every_fire_once(cluster: Cluster) -> None:
     listed = {line.split('"snapshot_id": "', 1)[1].split('"', 1)[0] for line in out.stdout.splitlines()
               if '"snapshot_id"' in line}
     assert listed == {r.snapshot_id for r in runs if r.status == "ok"}
+    # `cluster status` reads the same database: three daemons, all stopped now, every run counted.
+    out = cluster.cli("b", "cluster", "status", "--json")
+    assert out.returncode == 0, out.stderr
+    status = json.loads(out.stdout)
+    assert len(status["members"]) == 3 and all(m["stopped_at"] for m in status["members"])
+    assert status["leader"] is not None
+    assert sum(sum(c.values()) for c in status["runs_per_host"].values()) == len(runs)
+    assert status["queue"].get("todo", 0) == len(waiting)
+    assert status["queue"].get("succeeded", 0) == sum(1 for r in runs if r.status != "missed")
+    text = cluster.cli("b", "cluster", "status")
+    assert text.returncode == 0 and "leader: " in text.stdout and "queue: " in text.stdout
 
 
 def test_a_killed_leader_is_replaced_and_its_runs_are_retried_once(cluster: Cluster) -> None:

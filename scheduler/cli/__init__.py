@@ -19,7 +19,7 @@ from scheduler.cli.common import EXIT_FAILED, EXIT_USAGE, common_options
 log = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
-    from scheduler.cli import archive, catalog, crawl, daemon, web
+    from scheduler.cli import archive, catalog, cluster, crawl, daemon, web
 
     parser = argparse.ArgumentParser(
         prog="newsvault",
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = common_options()
-    for module in (crawl, archive, catalog, daemon, web):
+    for module in (crawl, archive, catalog, daemon, web, cluster):
         module.register(subparsers, common)
     return parser
 
