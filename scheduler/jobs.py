@@ -165,7 +165,14 @@ def fire_job(site: str, kind: str, **_stored: Any) -> str | None:
         return None
     planned = planned_times.take(jid) or utcnow()
     trigger = "missed" if planned < runtime.started_at - CATCH_UP_TOLERANCE else "scheduled"
-    return runtime.fire(jid, planned, trigger)
+    outcome = runtime.fire(jid, planned, trigger)
+    if outcome == "skipped-overlap":
+        runtime.history.record(RunRecord(run_id=new_run_id(planned), job_id=jid, site=site, kind=kind,
+                                         trigger=trigger, status="skipped-overlap", planned_at=iso(planned),
+                                         finished_at=iso(utcnow()),
+                                         error="the previous run of this job is still waiting in the queue"))
+        log.warning("fire of %s at %s skipped: the previous one still waits in the queue", jid, iso(planned))
+    return outcome
 
 
 def _run(

@@ -9,7 +9,11 @@
   fence and enqueues nothing either.
 - **At most one run per (site, kind).** Each job carries procrastinate's
   ``lock`` ``"<site>:<kind>"``: a worker never starts a job while another of
-  the same lock is running.
+  the same lock is running. While one fire of a job waits, the next is not
+  queued but recorded ``skipped-overlap``, as on one host, so a job slower
+  than its interval never builds a backlog. (Checked in the fire's
+  transaction rather than with procrastinate's ``queueing_lock``, which
+  would also refuse to put a dead worker's run back while a fire waits.)
 - **A dead worker's run is retried.** Each daemon's worker sends heartbeats;
   every daemon sweeps, now and then, the running jobs of workers whose
   heartbeat stopped (:meth:`RunQueue.retry_stalled`) back to the queue. The
@@ -99,7 +103,8 @@ def enqueue_fire(conn: Any, lease: LeaderLease, fire: Fire) -> str:
     """Put one fire in the queue if this daemon leads and it is not there yet.
 
     ``conn``: an autocommit psycopg connection. Returns ``"enqueued"``,
-    ``"duplicate"`` (this job's planned time was fired already) or
+    ``"duplicate"`` (this job's planned time was fired already),
+    ``"skipped-overlap"`` (an earlier fire of the job still waits) or
     ``"not-leader"`` (the fence refused it).
     """
     with conn.transaction(), conn.cursor() as cursor:
@@ -111,6 +116,10 @@ def enqueue_fire(conn: Any, lease: LeaderLease, fire: Fire) -> str:
             (fire.job_id, fire.planned_at, lease.holder, lease.token)).fetchone()
         if row is None:
             return "duplicate"
+        # Only the fenced leader queues, one fire at a time: nothing can slip in between check and insert.
+        if cursor.execute("SELECT 1 FROM procrastinate_jobs WHERE queue_name = %s AND lock = %s AND status = 'todo'"
+                          " LIMIT 1", (QUEUE, fire.lock)).fetchone():
+            return "skipped-overlap"
         deferred = cursor.execute(
             "SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(%s, %s, 0, %s, NULL, %s::jsonb, NULL)"
             "::procrastinate_job_to_defer_v1]))[1]",
