@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -49,6 +50,8 @@ class Database(Protocol):
     def transaction(self) -> contextlib.AbstractContextManager[None]: ...
 
     def ensure_columns(self, table: str, columns: Iterable[tuple[str, str]]) -> None: ...
+
+    def is_disconnect(self, exc: BaseException) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -99,8 +102,15 @@ class SQLiteDatabase:
             if name not in present:
                 add_column(self.conn, table, name, declaration)
 
+    def is_disconnect(self, exc: BaseException) -> bool:
+        return False  # a file: there is no link to lose
+
     def close(self) -> None:
         self.conn.close()
+
+
+# Waits between attempts at a statement while the server is unreachable (a restart takes seconds).
+RECONNECT_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 @lru_cache(maxsize=512)
@@ -122,6 +132,7 @@ class PostgresDatabase:
 
     dialect = "postgresql"
     _closed = False
+    _in_transaction = False
 
     def __init__(self, url: str, *, schema: str, schema_lock: str, connect_timeout: float = 10.0,
                  named_rows: bool = False) -> None:
@@ -152,19 +163,43 @@ class PostgresDatabase:
             self.conn = self._connect()
         return self.conn
 
+    def is_disconnect(self, exc: BaseException) -> bool:
+        import psycopg
+
+        return isinstance(exc, psycopg.OperationalError) and (self.conn.broken or self.conn.closed)
+
+    def _again(self, work: Any) -> Any:
+        """``work(connection)``; outside a transaction, again on a new connection after a lost link."""
+        if self._in_transaction:
+            return work(self.conn)  # the caller's transaction is gone with the link: it decides
+        for pause in RECONNECT_PAUSES:
+            try:
+                return work(self._live())
+            except BaseException as exc:
+                if not self.is_disconnect(exc):
+                    raise
+                time.sleep(pause)
+        return work(self._live())
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        return self._live().execute(postgres_sql(sql), params)
+        return self._again(lambda conn: conn.execute(postgres_sql(sql), params))  # type: ignore[no-any-return]
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
         if rows:
-            with self._live().cursor() as cursor:
-                cursor.executemany(postgres_sql(sql), rows)
+            def run(conn: Any) -> None:
+                with conn.cursor() as cursor:
+                    cursor.executemany(postgres_sql(sql), rows)
+            self._again(run)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         with self._live().transaction():
-            yield
+            self._in_transaction = True
+            try:
+                yield
+            finally:
+                self._in_transaction = False
 
     def ensure_columns(self, table: str, columns: Iterable[tuple[str, str]]) -> None:
         for name, declaration in columns:

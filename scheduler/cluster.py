@@ -23,7 +23,7 @@ import logging
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -71,6 +71,19 @@ def cluster_id(url: str) -> str:
         row = conn.execute("SELECT cluster_id FROM newsvault_cluster").fetchone()
     assert row is not None
     return str(row[0])
+
+
+@contextlib.contextmanager
+def one_host_at_a_time(url: str, what: str) -> Iterator[None]:
+    """Hosts starting at once take turns here: APScheduler creates its job table without a lock of its own."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"newsvault-{what}",))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"newsvault-{what}",))
 
 
 def host_member_name() -> str:

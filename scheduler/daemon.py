@@ -151,7 +151,13 @@ class Daemon:
             self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             # APScheduler tells listeners, not the job, which planned time a run serves.
             self.scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
-            self.scheduler.start(paused=True)
+            if self.cluster_url:
+                from scheduler.cluster import one_host_at_a_time
+
+                with one_host_at_a_time(self.cluster_url, "job-store"):
+                    self.scheduler.start(paused=True)
+            else:
+                self.scheduler.start(paused=True)
             self._install_signals()
             if self.cluster_url:
                 self._join_cluster()  # the scheduler resumes when this daemon leads

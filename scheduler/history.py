@@ -14,8 +14,9 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from newsvault.sqldb import (
+    RECONNECT_PAUSES,
     Database,
     PostgresDatabase,
     SQLiteDatabase,
@@ -176,10 +178,27 @@ class RunHistory:
         with self._lock, self._conn.transaction():
             yield self._conn
 
+    def _write(self, work: Callable[[Database], Any]) -> Any:
+        """``work`` in a write transaction; run again from the start if the link to the server was lost.
+
+        A shared history's server may restart under a running daemon: the row
+        of a run that was crawling meanwhile must still be written.
+        """
+        for pause in RECONNECT_PAUSES:
+            try:
+                with self._tx() as conn:
+                    return work(conn)
+            except BaseException as exc:
+                if not self._conn.is_disconnect(exc):
+                    raise
+                logging.getLogger(__name__).warning("run history unreachable (%s); writing again", exc)
+                time.sleep(pause)
+        with self._tx() as conn:
+            return work(conn)
+
     def record(self, record: RunRecord) -> None:
         """Insert a row as it is (missed and skipped runs, which never start)."""
-        with self._tx() as conn:
-            conn.execute(
+        self._write(lambda conn: conn.execute(
                 "INSERT INTO runs (run_id, job_id, site, kind, trigger, planned_at, started_at,"
                 " finished_at, status, counts, snapshot_id, snapshot_state, error, log_path,"
                 " owner_pid, owner_started, host) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -189,7 +208,7 @@ class RunHistory:
                     json.dumps(record.counts), record.snapshot_id, record.snapshot_state,
                     record.error, record.log_path, self._owner[0], self._owner[1], self.host,
                 ),
-            )
+            ))
 
     def start_run(self, record: RunRecord) -> None:
         """Insert a ``running`` row owned by this process."""
@@ -210,13 +229,13 @@ class RunHistory:
     ) -> None:
         if status not in FINAL_STATUSES:
             raise ValueError(f"not a final status: {status!r}")
-        with self._tx() as conn:
-            conn.execute(
-                "UPDATE runs SET status=?, finished_at=?, counts=?, snapshot_id=?,"
-                " snapshot_state=?, error=?, health=? WHERE run_id=?",
-                (status, iso(utcnow()), json.dumps(counts or {}), snapshot_id, snapshot_state,
-                 error, json.dumps(health) if health is not None else None, run_id),
-            )
+        finished_at = iso(utcnow())
+        self._write(lambda conn: conn.execute(
+            "UPDATE runs SET status=?, finished_at=?, counts=?, snapshot_id=?,"
+            " snapshot_state=?, error=?, health=? WHERE run_id=?",
+            (status, finished_at, json.dumps(counts or {}), snapshot_id, snapshot_state,
+             error, json.dumps(health) if health is not None else None, run_id),
+        ))
 
     def good_figures(self, job_id: str, limit: int) -> list[dict[str, float]]:
         """The health figures of the job's latest ``limit`` good (ok) runs, newest first: the checks' baseline."""
@@ -322,12 +341,11 @@ class RunHistory:
         """Record that spooled snapshots are now committed (a later push took them); returns rows changed."""
         if not snapshot_ids:
             return 0
-        with self._tx() as conn:
-            marks = ",".join("?" * len(snapshot_ids))
-            cur = conn.execute(
-                f"UPDATE runs SET snapshot_state='committed' WHERE snapshot_id IN ({marks})"
-                " AND COALESCE(snapshot_state, '') != 'committed'", snapshot_ids)
-        return cur.rowcount
+        marks = ",".join("?" * len(snapshot_ids))
+        cur = self._write(lambda conn: conn.execute(
+            f"UPDATE runs SET snapshot_state='committed' WHERE snapshot_id IN ({marks})"
+            " AND COALESCE(snapshot_state, '') != 'committed'", snapshot_ids))
+        return int(cur.rowcount)
 
     def recover_interrupted(self) -> list[RunRecord]:
         """Mark rows left ``running`` by a process of this host that is gone as failed; return them.

