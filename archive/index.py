@@ -17,7 +17,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from archive.warc import PriorCapture
-from newsvault.sqldb import Database, PostgresDatabase, SQLiteDatabase, is_postgres_url
+from newsvault.sqldb import (
+    Database,
+    PostgresDatabase,
+    SQLiteDatabase,
+    in_transaction,
+    is_postgres_url,
+)
 
 INDEX_FILENAME = "archive-index.sqlite"
 
@@ -99,17 +105,15 @@ class DigestIndex:
     def add(self, site: str, snapshot_id: str, entries: Iterable[tuple[str, str, str, str, str]]) -> None:
         """Add (digest, filename, record_id, uri, date) rows; an already indexed digest keeps its first capture."""
         rows = [(self.archive, site, d, snapshot_id, f, r, u, t) for d, f, r, u, t in entries]
-        with self._db.transaction():
-            self._db.executemany(
-                "INSERT INTO archive_payloads (archive, site, digest, snapshot_id, filename, record_id, uri, date) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (archive, site, digest) DO NOTHING", rows)
+        in_transaction(self._db, lambda: self._db.executemany(
+            "INSERT INTO archive_payloads (archive, site, digest, snapshot_id, filename, record_id, uri, date) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (archive, site, digest) DO NOTHING", rows))
 
     def record_snapshot(self, site: str, kind: str, snapshot_id: str) -> None:
         """Remember a finalised snapshot, so the next one can name it as its previous."""
-        with self._db.transaction():
-            self._db.execute("INSERT INTO archive_snapshots (archive, site, kind, snapshot_id) VALUES (?, ?, ?, ?)"
-                             " ON CONFLICT (archive, site, kind, snapshot_id) DO NOTHING",
-                             (self.archive, site, kind, snapshot_id))
+        in_transaction(self._db, lambda: self._db.execute(
+            "INSERT INTO archive_snapshots (archive, site, kind, snapshot_id) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (archive, site, kind, snapshot_id) DO NOTHING", (self.archive, site, kind, snapshot_id)))
 
     def latest_snapshot(self, site: str, kind: str) -> str | None:
         row = self._db.execute(
@@ -120,10 +124,14 @@ class DigestIndex:
 
     def forget_snapshots(self, snapshot_ids: Iterable[str]) -> None:
         """Drop entries pointing at snapshots that no longer exist in this archive (after prune)."""
-        with self._db.transaction():
-            for snapshot_id in snapshot_ids:
+        ids = list(snapshot_ids)
+
+        def forget() -> None:
+            for snapshot_id in ids:
                 self._db.execute("DELETE FROM archive_payloads WHERE archive=? AND snapshot_id=?", (self.archive, snapshot_id))
                 self._db.execute("DELETE FROM archive_snapshots WHERE archive=? AND snapshot_id=?", (self.archive, snapshot_id))
+
+        in_transaction(self._db, forget)
 
     def indexed_snapshots(self, site: str) -> set[str]:
         """Snapshot ids of ``site`` this index may name as revisit targets or as previous snapshots."""

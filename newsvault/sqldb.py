@@ -13,15 +13,19 @@ version created.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from newsvault.sqlite import add_column, connect_wal
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The libpq URL schemes: a state URL with one of these is a PostgreSQL database.
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -109,6 +113,8 @@ class SQLiteDatabase:
         self.conn.close()
 
 
+# What libpq says while a server restarts (not for a wrong password or database).
+_SERVER_AWAY = ("shutting down", "starting up", "Connection refused", "No such file or directory")
 # Waits between attempts at a statement while the server is unreachable (a restart takes seconds).
 RECONNECT_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -150,11 +156,22 @@ class PostgresDatabase:
             raise
 
     def _connect(self) -> Any:
+        """A new connection; tried again for a few seconds while the server is starting or restarting."""
         import psycopg
         from psycopg.rows import dict_row, tuple_row
 
-        return psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)),
-                               row_factory=dict_row if self._named_rows else tuple_row)
+        def connect() -> Any:
+            return psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)),
+                                   row_factory=dict_row if self._named_rows else tuple_row)
+
+        for pause in RECONNECT_PAUSES:
+            try:
+                return connect()
+            except psycopg.OperationalError as exc:
+                if not any(sign in str(exc) for sign in _SERVER_AWAY):
+                    raise  # a wrong password or database name: no point waiting
+                time.sleep(pause)
+        return connect()
 
     def _live(self) -> Any:
         """The connection, opened again if the server restarted since (the statement that saw it fail raised)."""
@@ -208,6 +225,28 @@ class PostgresDatabase:
     def close(self) -> None:
         self._closed = True
         self.conn.close()
+
+
+def in_transaction(db: Database, work: Callable[[], T]) -> T:
+    """``work()`` in one write transaction of ``db``, run again from the start if the link to the server broke.
+
+    A shared database may restart under a running crawl or daemon. Nothing of
+    an attempt that lost its link was committed (unless the link broke after
+    the server committed and before it answered, which the writes here
+    tolerate: upserts and deletes land the same twice), so the next attempt
+    starts clean on a new connection.
+    """
+    for pause in RECONNECT_PAUSES:
+        try:
+            with db.transaction():
+                return work()
+        except BaseException as exc:
+            if not db.is_disconnect(exc):
+                raise
+            log.warning("database link lost (%s); the transaction runs again", exc)
+            time.sleep(pause)
+    with db.transaction():
+        return work()
 
 
 def _statements(script: str) -> list[str]:

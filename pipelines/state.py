@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from newsvault.revisit import RevisitRecord, parse_time
-from newsvault.sqldb import Database, PostgresDatabase, SQLiteDatabase, is_postgres_url
+from newsvault.sqldb import (
+    Database,
+    PostgresDatabase,
+    SQLiteDatabase,
+    in_transaction,
+    is_postgres_url,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -333,18 +339,20 @@ class SQLStateStore:
         """Flush buffered writes in one transaction (into this run's pending rows, or the state itself)."""
         if not self._pending:
             return
-        with self._transaction():
+        def flush() -> None:
             _flush_pending(self._db, self.run, self._articles, self._counters, self._threads, self._removals,
                            self._unreachable)
             if not self.run:
                 _apply_pending(self._db, _DIRECT_RUN)
+
+        in_transaction(self._db, flush)
         self._clear_buffers()
 
     def apply_run(self, run: str) -> None:
         """Make a finalised run's writes the state later runs compare with; drop stale runs' leftovers."""
         self.commit()
         cutoff = datetime.now(UTC) - timedelta(days=STALE_PENDING_DAYS)
-        with self._transaction():
+        def apply() -> None:
             _apply_pending(self._db, run)
             runs = self._db.execute(" UNION ".join(f"SELECT run FROM {t}" for t in _PENDING_TABLES)).fetchall()
             for (other,) in runs:
@@ -352,11 +360,12 @@ class SQLStateStore:
                 if started is not None and started < cutoff:
                     _discard_pending(self._db, other)
 
+        in_transaction(self._db, apply)
+
     def discard_run(self, run: str) -> None:
         """Forget a run's writes (a dry run, or one whose snapshot was never written)."""
         self._clear_buffers()
-        with self._transaction():
-            _discard_pending(self._db, run)
+        in_transaction(self._db, lambda: _discard_pending(self._db, run))
 
     def close(self) -> None:
         try:
@@ -377,8 +386,6 @@ class SQLStateStore:
         if self._pending >= self.batch_size:
             self.commit()
 
-    def _transaction(self) -> Any:
-        return self._db.transaction()
 
 
 class SQLiteStateStore(SQLStateStore):

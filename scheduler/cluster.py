@@ -135,6 +135,9 @@ class ClusterMember:
                 log.warning("cluster lease: %s", exc)
                 leads = False
             if leads and not was_leader:
+                if self._stop.is_set():  # took the lease while stopping: hand it straight on
+                    self.lease.release()
+                    break
                 log.info("this daemon leads the cluster now (token %s)", self.lease.token)
                 self.on_lead()
             elif was_leader and not leads:

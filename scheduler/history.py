@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from newsvault.sqldb import (
-    RECONNECT_PAUSES,
     Database,
     PostgresDatabase,
     SQLiteDatabase,
     database_errors,
+    in_transaction,
     is_postgres_url,
 )
 
@@ -184,17 +183,8 @@ class RunHistory:
         A shared history's server may restart under a running daemon: the row
         of a run that was crawling meanwhile must still be written.
         """
-        for pause in RECONNECT_PAUSES:
-            try:
-                with self._tx() as conn:
-                    return work(conn)
-            except BaseException as exc:
-                if not self._conn.is_disconnect(exc):
-                    raise
-                logging.getLogger(__name__).warning("run history unreachable (%s); writing again", exc)
-                time.sleep(pause)
-        with self._tx() as conn:
-            return work(conn)
+        with self._lock:
+            return in_transaction(self._conn, lambda: work(self._conn))
 
     def record(self, record: RunRecord) -> None:
         """Insert a row as it is (missed and skipped runs, which never start)."""
