@@ -26,6 +26,7 @@ import pytest
 from scheduler.history import RunRecord, open_history, parse_iso
 from scheduler.leader import lease_state
 from tests.plugins.cli import FAST_CRAWL_ENV, child_env, run_newsvault
+from tests.plugins.samplesite import site_process
 
 INTERVAL = 3
 FINISHED = ("ok", "partial", "degraded", "failed", "timeout")
@@ -33,19 +34,9 @@ FINISHED = ("ok", "partial", "degraded", "failed", "timeout")
 
 @pytest.fixture(scope="module")
 def site_url() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "samplesite", "--port", "0", "--articles", "50", "--tick", "0"],
-        stdout=subprocess.PIPE, text=True, env=child_env(),
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip().rstrip("/")
-    if not url.startswith("http"):
-        proc.kill()
-        pytest.fail("the sample site did not print its URL")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-    proc.stdout.close()
+    """A small sample site (its own process) shared by the tests of this module."""
+    with site_process(50) as url:
+        yield url
 
 
 @dataclass

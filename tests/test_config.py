@@ -78,7 +78,7 @@ def test_example_config_loads_and_names_every_key() -> None:
     config = load_config(example, env={})
     assert config.schedules["sample"]["articles"].cron
     text = example.read_text(encoding="utf-8")
-    for section in ("archive", "state", "sites", "crawl", "revisit", "health", "alerts", "daemon", "web"):
+    for section in ("archive", "state", "sites", "crawl", "revisit", "health", "alerts", "daemon", "web", "cluster"):
         model = getattr(config, section)
         for key in type(model).model_fields:
             # Optional keys appear commented out, with an example value.
@@ -93,3 +93,17 @@ def test_settings_py_and_the_config_agree_on_every_default() -> None:
         assert getattr(settings, key) == value, key
     # So `scrapy crawl` (settings.py alone) and `newsvault crawl` send the same User-Agent.
     assert settings.USER_AGENT == Config().crawl.user_agent and __version__ in settings.USER_AGENT
+
+
+def test_a_cluster_url_must_be_postgresql_and_is_never_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "newsvault.toml"
+    path.write_text('[cluster]\nurl = "mysql://nv:hunter2-secret@db/nv"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    message = str(caught.value)
+    assert "cluster.url" in message and str(path) in message and "PostgreSQL" in message
+    assert "hunter2" not in message
+    config = load_config(None, env={"NEWSVAULT_CLUSTER_URL": "postgresql://nv:hunter2-secret@db/nv"})
+    assert config.cluster.url_value == "postgresql://nv:hunter2-secret@db/nv"
+    assert "hunter2" not in repr(config) and "hunter2" not in str(config.cluster)
+    assert config.scrapy_settings()["NEWSVAULT_STATE_URL"] == config.cluster.url_value

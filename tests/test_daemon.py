@@ -20,6 +20,7 @@ import pytest
 
 from scheduler.history import RunRecord, open_history, parse_iso
 from tests.plugins.cli import FAST_CRAWL_ENV, archived_responses, child_env, run_newsvault
+from tests.plugins.samplesite import site_process
 
 INTERVAL = 5
 
@@ -39,23 +40,8 @@ def _skip_unless_slow_wanted(config: pytest.Config) -> None:
 @pytest.fixture(scope="module")
 def site_url() -> Iterator[str]:
     """A small sample site (its own process) shared by the tests of this module."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "samplesite", "--port", "0", "--articles", "50", "--tick", "0"],
-        stdout=subprocess.PIPE, text=True, env=child_env(),
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip().rstrip("/")
-    if not url.startswith("http"):
-        proc.kill()
-        pytest.fail("the sample site did not print its URL")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    proc.stdout.close()
+    with site_process(50) as url:
+        yield url
 
 
 @dataclass

@@ -6,6 +6,9 @@ child processes, so the GIL is free while they fetch.
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,3 +39,28 @@ def sample_site_factory() -> Iterator[SiteFactory]:
 def sample_site(sample_site_factory: SiteFactory) -> SiteServer:
     """A 300-article sample site at tick 0 (seed 0)."""
     return sample_site_factory()
+
+
+@contextlib.contextmanager
+def site_process(articles: int = 50) -> Iterator[str]:
+    """A sample site in a process of its own (for daemons, whose crawls must not share the test's GIL); its URL."""
+    from tests.plugins.cli import child_env
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "samplesite", "--port", "0", "--articles", str(articles), "--tick", "0"],
+        stdout=subprocess.PIPE, text=True, env=child_env(),
+    )
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip().rstrip("/")
+    try:
+        if not url.startswith("http"):
+            pytest.fail("the sample site did not print its URL")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
