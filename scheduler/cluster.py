@@ -29,7 +29,14 @@ from typing import Any
 
 from scheduler.history import RunHistory, RunRecord, iso, new_run_id, utcnow
 from scheduler.leader import CONNECT_TIMEOUT_SECONDS, LeaderLease, default_holder
-from scheduler.run_queue import Fire, RunQueue, enqueue_fire, ensure_schema, fire_snapshot_id
+from scheduler.run_queue import (
+    Fire,
+    RunQueue,
+    enqueue_fire,
+    enqueue_manual,
+    ensure_schema,
+    fire_snapshot_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +175,12 @@ class ClusterMember:
         log.info("fire %s at %s: %s", job_id, fire.planned_at, outcome)
         return outcome
 
+    def queue_manual(self, fire: Fire) -> None:
+        """Queue a manual run (any host may, leader or not)."""
+        with self._fire_lock:
+            job = self._with_retries(lambda conn: enqueue_manual(conn, fire))
+        log.info("manual run %s of %s queued (queue job %s)", fire.run_id, fire.job_id, job)
+
     def record_missed(self, job_id: str, planned: datetime, error: str) -> bool:
         """Record a planned time nobody ran as missed, unless a run for it was queued; True if recorded."""
         planned_at = str(iso(planned))
@@ -233,5 +246,10 @@ class ClusterMember:
 
 
 def attempt_run_id(fire: Fire, attempt: int) -> str:
-    """The run history id of one attempt at a fire: the fire's snapshot id and the attempt number."""
+    """The run history id of one attempt at a fire: the fire's snapshot id and the attempt number.
+
+    A manual run's first attempt keeps the id its requester waits for.
+    """
+    if fire.run_id:
+        return fire.run_id if attempt == 1 else f"{fire.run_id}-a{attempt}"
     return f"{fire_snapshot_id(fire)}-a{attempt}"

@@ -297,7 +297,7 @@ class Daemon:
                                         error="its host stopped answering; the run was retried")
         kwargs = jobs.job_kwargs(fire.site, fire.kind, options=self.options,
                                  crawl_timeout=self.config.daemon.crawl_timeout_seconds,
-                                 start_urls=self._start_urls_for(fire.site, fire.kind))
+                                 start_urls=list(fire.start_urls) or self._start_urls_for(fire.site, fire.kind))
         jobs.run_job(**kwargs, trigger=fire.trigger, run_id=attempt_run_id(fire, attempt),
                      planned_at=fire.planned_at, snapshot_id=fire_snapshot_id(fire))
 
@@ -359,6 +359,15 @@ class Daemon:
                                  start_urls=request.get("start_urls") or self._start_urls_for(site, kind))
         kwargs.update(trigger="manual", run_id=run_id, planned_at=request.get("requested_at"))
         log.info("manual run %s of %s:%s requested", run_id, site, kind)
+        if self.cluster is not None:
+            # Through the queue like every run of a cluster: one per (site, kind) at a time, on any host.
+            from scheduler.run_queue import Fire
+
+            self.cluster.queue_manual(Fire(
+                job_id=f"{site}:{kind}", site=site, kind=kind, trigger="manual", run_id=run_id,
+                planned_at=str(request.get("requested_at") or iso(utcnow())),
+                start_urls=tuple(request.get("start_urls") or ())))
+            return
         self.scheduler.add_job(jobs.run_job, trigger="date", id=f"manual:{run_id}",
                                jobstore="transient", kwargs=kwargs, misfire_grace_time=None)
 

@@ -84,19 +84,42 @@ class Fire:
     kind: str
     planned_at: str  # ISO 8601 UTC, as the run history writes it
     trigger: str = "scheduled"
+    # A manual run: the run id its requester waits for, and its own start URLs.
+    run_id: str | None = None
+    start_urls: tuple[str, ...] = ()
 
     @property
     def lock(self) -> str:
         return f"{self.site}:{self.kind}"
 
     def args(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "site": self.site, "kind": self.kind, "planned_at": self.planned_at,
-                "trigger": self.trigger}
+        args: dict[str, Any] = {"job_id": self.job_id, "site": self.site, "kind": self.kind,
+                                "planned_at": self.planned_at, "trigger": self.trigger}
+        if self.run_id:
+            args.update(run_id=self.run_id, start_urls=list(self.start_urls))
+        return args
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any]) -> Fire:
+        return cls(**{**args, "start_urls": tuple(args.get("start_urls") or ())})
 
 
 def fire_snapshot_id(fire: Fire) -> str:
     """The snapshot id of the run a fire asks for, the same on every attempt (see the module doc)."""
     return derived_snapshot_id(datetime.fromisoformat(fire.planned_at), f"{fire.job_id}@{fire.planned_at}")
+
+
+def enqueue_manual(conn: Any, fire: Fire) -> int:
+    """Queue a manual run from any host (no fence, no fire row: no schedule planned it); its queue id.
+
+    It waits for its turn behind a running or waiting run of the same (site,
+    kind), as a manual run does on one host, rather than overlap it.
+    """
+    row = conn.execute(
+        "SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(%s, %s, 0, %s, NULL, %s::jsonb, NULL)"
+        "::procrastinate_job_to_defer_v1]))[1]", (QUEUE, TASK, fire.lock, json.dumps(fire.args()))).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def enqueue_fire(conn: Any, lease: LeaderLease, fire: Fire) -> str:
@@ -152,7 +175,7 @@ class RunQueue:
 
         @app.task(name=TASK, queue=QUEUE, pass_context=True)
         def run(context: Any, **args: Any) -> None:
-            fire = Fire(**args)
+            fire = Fire.from_args(args)
             self.run_fire(fire, int(context.job.attempts or 0) + 1)
 
         return app

@@ -45,15 +45,15 @@ class WaitResult:
     record: RunRecord | None = None
 
 
-def wait_for_run(state_dir: str | Path, run_id: str, timeout: float) -> WaitResult:
-    """Wait until the daemon has recorded ``run_id`` as finished.
+def wait_for_run(state_dir: str | Path, run_id: str, timeout: float, *, history_url: str | None = None) -> WaitResult:
+    """Wait until the daemon has recorded ``run_id`` as finished (in a cluster's shared history: ``history_url``).
 
     If the daemon is gone (killed, or it stopped as the request arrived) the
     history is read once more, since a stopping daemon records the run before
     it lets go of its lock; an unanswered request is withdrawn.
     """
     deadline = time.monotonic() + timeout
-    history = open_history(state_dir)
+    history = open_history(state_dir, url=history_url)
     try:
         while time.monotonic() < deadline:
             record = history.get(run_id)

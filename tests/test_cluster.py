@@ -7,6 +7,7 @@ database's. Crawls hit the sample site on loopback.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -220,3 +221,32 @@ def test_a_killed_leader_is_replaced_and_its_runs_are_retried_once(cluster: Clus
 def _ts(value: str | None) -> float:
     parsed = parse_iso(value)
     return parsed.timestamp() if parsed else 0.0
+
+
+def test_a_manual_run_goes_through_the_queue_and_is_answered(cluster: Cluster) -> None:
+    """`newsvault trigger` on a standby host: queued like any run, run once, and its answer comes back."""
+    cluster.start("a")
+    cluster.wait_for(lambda rs: len(_finished(rs)) >= 1, 90)
+    cluster.start("b")
+    assert wait_for_member(cluster, 2)
+    state = lease_state(cluster.url)
+    assert state is not None and state.holder.endswith(f":{cluster.procs['a'].pid}")  # b stands by
+    out = cluster.cli("b", "trigger", "sample", "--kind", "discussions", "--timeout", "90")
+    assert out.returncode == 0, out.stdout + out.stderr
+    cluster.stop_all()
+    manual = [r for r in cluster.runs() if r.trigger == "manual"]
+    assert len(manual) == 1 and manual[0].status == "ok" and manual[0].snapshot_id, manual
+    _check_once_each(cluster.runs())
+
+
+def wait_for_member(cluster: Cluster, count: int, timeout: float = 30) -> bool:
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(psycopg.Error), psycopg.connect(cluster.url) as conn:
+            row = conn.execute("SELECT COUNT(*) FROM newsvault_members WHERE stopped_at IS NULL").fetchone()
+            if row and row[0] >= count:
+                return True
+        time.sleep(0.3)
+    return False

@@ -193,7 +193,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         if args.no_wait:
             return EXIT_OK
         timeout = args.timeout or config.daemon.crawl_timeout_seconds + 60
-        waited = wait_for_run(config.state_dir, run_id, timeout)
+        waited = wait_for_run(config.state_dir, run_id, timeout, history_url=config.cluster.url_value)
         if waited.outcome == "finished" and waited.record is not None:
             record = waited.record
             _print_result(record.run_id, record.status, record.snapshot_id, record.error)
