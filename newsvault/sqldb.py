@@ -156,22 +156,10 @@ class PostgresDatabase:
             raise
 
     def _connect(self) -> Any:
-        """A new connection; tried again for a few seconds while the server is starting or restarting."""
-        import psycopg
         from psycopg.rows import dict_row, tuple_row
 
-        def connect() -> Any:
-            return psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)),
-                                   row_factory=dict_row if self._named_rows else tuple_row)
-
-        for pause in RECONNECT_PAUSES:
-            try:
-                return connect()
-            except psycopg.OperationalError as exc:
-                if not any(sign in str(exc) for sign in _SERVER_AWAY):
-                    raise  # a wrong password or database name: no point waiting
-                time.sleep(pause)
-        return connect()
+        return pg_connect(self._url, connect_timeout=self._connect_timeout,
+                          row_factory=dict_row if self._named_rows else tuple_row)
 
     def _live(self) -> Any:
         """The connection, opened again if the server restarted since (the statement that saw it fail raised)."""
@@ -225,6 +213,23 @@ class PostgresDatabase:
     def close(self) -> None:
         self._closed = True
         self.conn.close()
+
+
+def pg_connect(url: str, *, connect_timeout: float = 10.0, **kwargs: Any) -> Any:
+    """An autocommit psycopg connection, tried again for a few seconds while the server restarts."""
+    import psycopg
+
+    def connect() -> Any:
+        return psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout)), **kwargs)
+
+    for pause in RECONNECT_PAUSES:
+        try:
+            return connect()
+        except psycopg.OperationalError as exc:
+            if not any(sign in str(exc) for sign in _SERVER_AWAY):
+                raise  # a wrong password or database name: no point waiting
+            time.sleep(pause)
+    return connect()
 
 
 def in_transaction(db: Database, work: Callable[[], T]) -> T:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from newsvault.sqldb import pg_connect
 from scheduler.history import RunHistory, RunRecord, iso, new_run_id, utcnow
 from scheduler.leader import CONNECT_TIMEOUT_SECONDS, LeaderLease, default_holder
 from scheduler.run_queue import (
@@ -68,9 +69,7 @@ CREATE TABLE IF NOT EXISTS newsvault_members (
 
 def cluster_id(url: str) -> str:
     """The cluster's name for itself, made once by the first host: the archive knows it as the writer."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn, conn.transaction():
+    with pg_connect(url) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('newsvault-cluster-id'))")
         conn.execute(CLUSTER_SCHEMA)
         conn.execute("INSERT INTO newsvault_cluster (cluster_id) VALUES (%s) ON CONFLICT DO NOTHING",
@@ -83,9 +82,7 @@ def cluster_id(url: str) -> str:
 @contextlib.contextmanager
 def one_host_at_a_time(url: str, what: str) -> Iterator[None]:
     """Hosts starting at once take turns here: APScheduler creates its job table without a lock of its own."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+    with pg_connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"newsvault-{what}",))
         try:
             yield
@@ -146,7 +143,13 @@ class ClusterMember:
                     self.lease.release()
                     break
                 log.info("this daemon leads the cluster now (token %s)", self.lease.token)
-                self.on_lead()
+                try:
+                    self.on_lead()
+                except Exception as exc:  # noqa: BLE001 - e.g. the database went away meanwhile
+                    # A leader that cannot start its scheduler must not keep the lease: hand it on, try again.
+                    log.error("cannot take up leadership (%s); the lease is released", exc)
+                    self.lease.release()
+                    leads = False
             elif was_leader and not leads:
                 log.warning("this daemon no longer leads the cluster; its scheduler pauses")
                 self.on_step_down()
@@ -219,13 +222,11 @@ class ClusterMember:
     # -- the connection fires go through ----------------------------------------------------
     def _connection(self) -> Any:
         """The fires' connection, opened again after the database restarted or the link broke."""
-        import psycopg
-
         if self._fire_conn is None or self._fire_conn.closed or self._fire_conn.broken:
             if self._fire_conn is not None:
                 self._fire_conn.close()
-            self._fire_conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                                              application_name="newsvault fires")
+            self._fire_conn = pg_connect(self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                                         application_name="newsvault fires")
         return self._fire_conn
 
     def _with_retries(self, work: Callable[[Any], Any]) -> Any:

@@ -92,8 +92,10 @@ def make_scheduler(config: Config, max_workers: int = 8) -> BackgroundScheduler:
         jobstore_url = sqlalchemy_url(cluster_url)
     else:
         jobstore_url = config.jobstore_url
+    # A shared database may restart: a pooled connection is checked before use, not found dead mid-query.
+    engine_options = {"pool_pre_ping": True} if cluster_url else None
     return BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=jobstore_url),
+        jobstores={"default": SQLAlchemyJobStore(url=jobstore_url, engine_options=engine_options),
                    "transient": MemoryJobStore()},
         executors={"default": ThreadPoolExecutor(max_workers=max_workers)},
         job_defaults={"coalesce": True, "max_instances": 1,

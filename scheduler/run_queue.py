@@ -38,6 +38,7 @@ from datetime import datetime
 from typing import Any
 
 from archive.ids import derived_snapshot_id
+from newsvault.sqldb import pg_connect
 from scheduler.leader import LeaderLease
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,9 @@ CREATE TABLE IF NOT EXISTS newsvault_fires (
 
 def ensure_schema(url: str, *more: str) -> None:
     """procrastinate's schema, the fires table and ``more`` tables, created once however many daemons start at once."""
-    import psycopg
     from procrastinate.schema import SchemaManager
 
-    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+    with pg_connect(url) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('newsvault-queue-schema'))")
         present = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()
         if not (present and present[0]):

