@@ -292,16 +292,56 @@ class Daemon:
         from scheduler.cluster import attempt_run_id
         from scheduler.run_queue import fire_snapshot_id
 
+        run_id, snapshot_id = attempt_run_id(fire, attempt), fire_snapshot_id(fire)
         for earlier in range(1, attempt):
             row = self.history.get(attempt_run_id(fire, earlier))
             if row is not None and row.status == "running":
                 self.history.finish_run(row.run_id, status="failed",
                                         error="its host stopped answering; the run was retried")
+        if attempt > 1 and self._retry_finds_it_done(fire, run_id, snapshot_id):
+            return
         kwargs = jobs.job_kwargs(fire.site, fire.kind, options=self.options,
                                  crawl_timeout=self.config.daemon.crawl_timeout_seconds,
                                  start_urls=list(fire.start_urls) or self._start_urls_for(fire.site, fire.kind))
-        jobs.run_job(**kwargs, trigger=fire.trigger, run_id=attempt_run_id(fire, attempt),
-                     planned_at=fire.planned_at, snapshot_id=fire_snapshot_id(fire))
+        jobs.run_job(**kwargs, trigger=fire.trigger, run_id=run_id, planned_at=fire.planned_at,
+                     snapshot_id=snapshot_id)
+
+    def _retry_finds_it_done(self, fire: Fire, run_id: str, snapshot_id: str) -> bool:
+        """Before a retry crawls: was the dead attempt's snapshot committed after all? Set its leftovers aside.
+
+        A host can die between its push and the run's history row: the
+        snapshot is in the archive and the retry must say so, not fail on the
+        archive refusing a second commit of the id. Leftover staging of the id
+        on this host (the dead attempt ran here) is renamed out of the spool's
+        way, kept on disk, so the retry can stage afresh.
+        """
+        from archive.staging import PARTIAL_SUFFIX, entry_dir
+        from archive.stores import open_store
+
+        final = entry_dir(self.config.spool_dir, fire.site, fire.kind, snapshot_id)
+        for leftover in (final, final.with_name(final.name + PARTIAL_SUFFIX)):
+            if leftover.exists():
+                aside = leftover.with_name(f"{leftover.name}.superseded-{run_id.rsplit('-', 1)[-1]}")
+                leftover.rename(aside)
+                log.warning("run %s: an earlier attempt's files of snapshot %s were set aside in %s",
+                            run_id, snapshot_id, aside)
+        try:
+            committed = any(ref.snapshot_id == snapshot_id for ref in
+                            open_store(self.config.archive.url, self.config.scrapy_settings()).list_snapshots(fire.site)
+                            if ref.kind == fire.kind)
+        except Exception as exc:  # noqa: BLE001 - unknown: crawl again; the archive refuses a second commit anyway
+            log.warning("run %s: cannot tell whether snapshot %s is committed (%s); crawling again", run_id,
+                        snapshot_id, exc)
+            return False
+        if committed:
+            self.history.record(RunRecord(
+                run_id=run_id, job_id=fire.job_id, site=fire.site, kind=fire.kind, trigger=fire.trigger,
+                status="ok", planned_at=fire.planned_at, started_at=iso(utcnow()), finished_at=iso(utcnow()),
+                snapshot_id=snapshot_id, snapshot_state="committed",
+                error="committed by an earlier attempt before its host stopped answering; not crawled again"))
+            log.warning("run %s: snapshot %s was committed by an earlier attempt; not crawled again",
+                        run_id, snapshot_id)
+        return committed
 
     # -- signals and shutdown --------------------------------------------------------
     def _install_signals(self) -> None:
