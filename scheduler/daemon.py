@@ -315,8 +315,9 @@ class Daemon:
         on this host (the dead attempt ran here) is renamed out of the spool's
         way, kept on disk, so the retry can stage afresh.
         """
+        from archive.manifest import MANIFEST_NAME
         from archive.staging import PARTIAL_SUFFIX, entry_dir
-        from archive.stores import open_store
+        from archive.stores import SnapshotRef, open_store
 
         final = entry_dir(self.config.spool_dir, fire.site, fire.kind, snapshot_id)
         for leftover in (final, final.with_name(final.name + PARTIAL_SUFFIX)):
@@ -326,9 +327,9 @@ class Daemon:
                 log.warning("run %s: an earlier attempt's files of snapshot %s were set aside in %s",
                             run_id, snapshot_id, aside)
         try:
-            committed = any(ref.snapshot_id == snapshot_id for ref in
-                            open_store(self.config.archive.url, self.config.scrapy_settings()).list_snapshots(fire.site)
-                            if ref.kind == fire.kind)
+            # Committed means its manifest is there (manifest last): one request, not a listing of the site.
+            store = open_store(self.config.archive.url, self.config.scrapy_settings())
+            committed = store.exists(SnapshotRef(snapshot_id, fire.site, fire.kind).key(MANIFEST_NAME))
         except Exception as exc:  # noqa: BLE001 - unknown: crawl again; the archive refuses a second commit anyway
             log.warning("run %s: cannot tell whether snapshot %s is committed (%s); crawling again", run_id,
                         snapshot_id, exc)

@@ -15,8 +15,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -171,11 +170,6 @@ class RunHistory:
             raise
         self._owner = (os.getpid(), _own_start_time())
         self.host = host_name()
-
-    @contextmanager
-    def _tx(self) -> Iterator[Database]:
-        with self._lock, self._conn.transaction():
-            yield self._conn
 
     def _write(self, work: Callable[[Database], Any]) -> Any:
         """``work`` in a write transaction; run again from the start if the link to the server was lost.
