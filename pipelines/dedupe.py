@@ -18,15 +18,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
 from scrapy.exceptions import DropItem
 
+from pipelines.minhash import NUM_PERM, lsh_bands, sketch
 from pipelines.run_index import RunIndex
 
 logger = logging.getLogger(__name__)
 
 STATS_PREFIX = "newsvault"
-NUM_PERM = 64
 SHINGLE_WORDS = 5
 # (false positive, false negative) weights for the LSH banding.
 LSH_WEIGHTS = (0.1, 0.9)
@@ -101,21 +100,9 @@ def shingle_hashes(text: str, size: int = SHINGLE_WORDS) -> np.ndarray:
     return combined >> np.uint64(32)
 
 
-# The permutations depend only on (num_perm, seed); building them once saves
-# both time and the 1 KiB each MinHash would otherwise carry.
-_TEMPLATE = MinHash(num_perm=NUM_PERM)
-_PERMUTATIONS, _SCHEME = _TEMPLATE.permutations, _TEMPLATE.scheme
-
-
-def minhash(text: str) -> LeanMinHash | None:
-    """Lean MinHash (hash values only) of the text's shingles, None for an empty text."""
-    hashes = shingle_hashes(text)
-    if not len(hashes):
-        return None
-    # The shingles come hashed already: datasketch only applies its permutations.
-    sketch = MinHash(num_perm=NUM_PERM, permutations=_PERMUTATIONS, scheme=_SCHEME, hashfunc=int)
-    sketch.update_batch(hashes.tolist())
-    return LeanMinHash(sketch)
+def minhash(text: str) -> np.ndarray | None:
+    """The MinHash (pipelines/minhash.py) of the text's shingles, None for an empty text."""
+    return sketch(shingle_hashes(text), NUM_PERM)
 
 
 class DedupePipeline:
@@ -126,13 +113,13 @@ class DedupePipeline:
             raise ValueError(f"near-duplicate threshold must be in (0, 1], got {threshold!r}")
         self.threshold = threshold
         self.stats = stats
-        # datasketch's choice of bands x rows for this threshold, used by our
-        # on-disk index the same way its in-memory MinHashLSH would. Weighted
-        # for recall: every candidate is checked against the threshold anyway,
-        # so a false candidate costs a comparison while a missed one loses the
-        # link (equal weights give 5 x 11, which misses ~15% of pairs at 0.9).
-        params = MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=LSH_WEIGHTS)
-        self._index = RunIndex(bands=params.b, rows=params.r)
+        # The bands x rows datasketch's MinHashLSH would choose for this threshold,
+        # used by our on-disk index. Weighted for recall: every candidate is
+        # checked against the threshold anyway, so a false candidate costs a
+        # comparison while a missed one loses the link (equal weights give
+        # 5 x 11, which misses ~15% of pairs at 0.9).
+        bands, rows = lsh_bands(threshold, NUM_PERM, LSH_WEIGHTS)
+        self._index = RunIndex(bands=bands, rows=rows)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], stats: Any = None) -> DedupePipeline:
@@ -173,14 +160,14 @@ class DedupePipeline:
         if digest:
             self._index.add_digest(digest, canonical)
 
-        sketch = minhash(item.get("body") or "")
-        if sketch is None:
+        hashvalues = minhash(item.get("body") or "")
+        if hashvalues is None:
             return item
-        earlier = self._index.nearest(sketch.hashvalues, self.threshold)
+        earlier = self._index.nearest(hashvalues, self.threshold)
         if earlier is not None:
             item["near_duplicate_of"] = earlier
             self._inc("near_duplicates")
-        self._index.add_sketch(canonical, sketch.hashvalues)
+        self._index.add_sketch(canonical, hashvalues)
         return item
 
     def _inc(self, key: str) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.minhash import similarity as sketch_similarity
+
 _SCHEMA = """
 CREATE TABLE keys (kind TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;
 CREATE TABLE hashes (digest TEXT PRIMARY KEY, url TEXT NOT NULL) WITHOUT ROWID;
@@ -77,7 +79,7 @@ class RunIndex:
         ).fetchall()
         best: tuple[float, str] | None = None
         for _, url, blob in rows:
-            similarity = float(np.mean(np.frombuffer(blob, dtype=hashvalues.dtype) == hashvalues))
+            similarity = sketch_similarity(np.frombuffer(blob, dtype=hashvalues.dtype), hashvalues)
             if similarity >= threshold and (best is None or similarity > best[0]):
                 best = (similarity, url)
         return best[1] if best else None

@@ -19,9 +19,9 @@ def test_keys_digests_and_nearest_sketch() -> None:
         near = minhash(BASE.replace("word7 ", "changed ", 1))
         other = minhash(" ".join(f"other{i}" for i in range(400)))
         assert original is not None and near is not None and other is not None
-        index.add_sketch("http://a/1", original.hashvalues)
-        assert index.nearest(near.hashvalues, 0.8) == "http://a/1"
-        assert index.nearest(other.hashvalues, 0.8) is None
+        index.add_sketch("http://a/1", original)
+        assert index.nearest(near, 0.8) == "http://a/1"
+        assert index.nearest(other, 0.8) is None
     finally:
         index.close()
     assert not index.path.exists()
