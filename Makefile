@@ -23,8 +23,12 @@ install: $(BIN)/newsvault
 run: install
 	$(BIN)/python -m scheduler.demo
 
+# Two test workers (pytest-xdist), one test file each at a time: about half of
+# the suite's time is waiting on crawls, daemons and servers, so two workers
+# use the two cores. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: install $(VENV)/pywb/bin/pywb
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

@@ -8,6 +8,8 @@ defaults (``DEFAULTS``), so `scrapy crawl` and `newsvault crawl` agree by
 construction (tests/test_config.py checks it).
 """
 
+from scrapy.settings import default_settings as scrapy_defaults
+
 from newsvault.config import Config
 
 # The config's defaults as Scrapy settings: the one source of these values.
@@ -25,6 +27,14 @@ FEED_EXPORT_ENCODING = "utf-8"
 # ports that accept commands for the running crawl.
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
+# ... and not even loaded: Scrapy imports every listed extension, a None
+# priority included, and the remote control's module imports aiohttp's web
+# server (a sixth of a second at every crawl's start).
+EXTENSIONS_BASE = {
+    path: priority
+    for path, priority in scrapy_defaults.EXTENSIONS_BASE.items()
+    if path not in ("scrapy.extensions.telnet.TelnetConsole", "scrapy.extensions.remote_control.RemoteControl")
+}
 
 # --- Politeness -----------------------------------------------------------
 # An honest User-Agent naming the project and its version (config crawl.user_agent).

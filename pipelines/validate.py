@@ -11,15 +11,18 @@ last word.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from jsonschema import Draft202012Validator
 from scrapy.exceptions import DropItem
 
 from newsvault.items import ITEM_KINDS, item_json_schema
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +74,17 @@ class ValidatePipeline:
 
     def __init__(self, *, stats: Any = None) -> None:
         self.stats = stats
-        self.validators: dict[str, Draft202012Validator] = {
-            kind: Draft202012Validator(item_json_schema(kind)) for kind in ITEM_KINDS
-        }
         self.fast_checks: dict[str, Callable[[Any], Any]] = {
             kind: fastjsonschema.compile(item_json_schema(kind)) for kind in ITEM_KINDS
         }
+
+    @functools.cached_property
+    def validators(self) -> dict[str, Draft202012Validator]:
+        # Built at the first item that fails the fast check: importing jsonschema
+        # costs a quarter of a second at every crawl's start, mostly for nothing.
+        from jsonschema import Draft202012Validator
+
+        return {kind: Draft202012Validator(item_json_schema(kind)) for kind in ITEM_KINDS}
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], stats: Any = None) -> ValidatePipeline:

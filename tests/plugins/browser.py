@@ -20,7 +20,7 @@ import pytest
 
 INSTALL_HINT = ("install Debian's Chromium (`apt-get install chromium`) or point $NEWSVAULT_CHROMIUM at a "
                 "Chromium or Chrome binary")
-_skipped: list[str] = []
+_SKIP_MESSAGE = "browser tests need a browser"
 
 
 def _ci() -> bool:
@@ -35,10 +35,9 @@ def chromium_path() -> str | None:
 
 
 def _unavailable(reason: str) -> None:
-    message = f"browser tests need a browser: {reason}; {INSTALL_HINT}"
+    message = f"{_SKIP_MESSAGE}: {reason}; {INSTALL_HINT}"
     if _ci():
         pytest.fail(message + " (CI is set, so they fail instead of skipping)", pytrace=False)
-    _skipped.append(reason)
     pytest.skip(message)
 
 
@@ -73,6 +72,10 @@ def screenshot(page: Any, name: str) -> Path | None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _skipped:
-        terminalreporter.write_line(
-            f"browser tests SKIPPED ({_skipped[0]}): {INSTALL_HINT}", yellow=True, bold=True)
+    # Read from the skip reports, not from this process's state: under pytest-xdist the
+    # skips happen in the workers and this summary is written by the controller.
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if _SKIP_MESSAGE in reason:
+            terminalreporter.write_line(f"SKIPPED: {reason.split(': ', 1)[-1]}", yellow=True, bold=True)
+            return
