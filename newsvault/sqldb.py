@@ -134,6 +134,9 @@ class PostgresDatabase:
     ``schema_lock`` names the advisory lock taken while the schema is created:
     ``CREATE TABLE IF NOT EXISTS`` run by two sessions at once can still fail
     on PostgreSQL's catalog (a duplicate type), so schema creation is serialised.
+    Each statement commits on its own: ``CREATE INDEX IF NOT EXISTS`` locks its
+    table even when the index exists, and one transaction holding those locks
+    while another session writes to the same tables deadlocks the two.
     """
 
     dialect = "postgresql"
@@ -147,10 +150,12 @@ class PostgresDatabase:
         self._named_rows = named_rows
         self.conn = self._connect()
         try:
-            with self.conn.transaction():
-                self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema_lock,))
+            self.conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (schema_lock,))
+            try:
                 for statement in _statements(schema):
-                    self.conn.execute(statement)
+                    self.conn.execute(statement)  # autocommit: its locks end with it
+            finally:
+                self.conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (schema_lock,))
         except BaseException:
             self.conn.close()
             raise
