@@ -25,10 +25,12 @@ run: install
 
 # Two test workers (pytest-xdist), one test file each at a time: about half of
 # the suite's time is waiting on crawls, daemons and servers, so two workers
-# use the two cores. TEST_WORKERS=0 runs it in one process.
+# use the two cores. TEST_WORKERS=0 runs it in one process. Tests marked solo
+# (the cluster's, on tight schedules) run afterwards on their own.
 TEST_WORKERS ?= 2
 test: install $(VENV)/pywb/bin/pywb
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not solo"
+	$(BIN)/python -m pytest -q -m solo
 
 lint: install
 	$(BIN)/ruff check .

@@ -29,6 +29,10 @@ from scheduler.leader import lease_state
 from tests.plugins.cli import FAST_CRAWL_ENV, child_env, run_newsvault
 from tests.plugins.samplesite import site_process
 
+# Three daemons on 3-second schedules: their timing assumes the machine is not
+# also running the rest of the suite, so `make test` runs this file alone.
+pytestmark = pytest.mark.solo
+
 INTERVAL = 3
 FINISHED = ("ok", "partial", "degraded", "failed", "timeout")
 
