@@ -11,13 +11,14 @@ received and each item as the stages leave it.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from zlib_ng import gzip_ng
 
 from archive.manifest import ITEMS_NAME
 from archive.warc import GZIP_LEVEL, RotatingWarcWriter, payload_digest
@@ -64,7 +65,7 @@ class SnapshotFiles:
     def __init__(self, directory: Path, *, max_bytes: int, snapshot_id: str, site: str, index: Any) -> None:
         self.site = site
         self.index = index
-        self._items = gzip.open(directory / ITEMS_NAME, "wb", compresslevel=GZIP_LEVEL)  # noqa: SIM115 - closed in close()
+        self._items = gzip_ng.open(directory / ITEMS_NAME, "wb", compresslevel=GZIP_LEVEL)  # noqa: SIM115 - closed in close()
         self._items_since_flush = 0
         self.warc = RotatingWarcWriter(directory, max_bytes=max_bytes, snapshot_id=snapshot_id)
         self._digests = open(directory / DIGESTS_NAME, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()

@@ -12,8 +12,8 @@ band keys are kept, on disk (pipelines/run_index.py), for the run only.
 
 from __future__ import annotations
 
+import functools
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,7 +38,6 @@ SLIM_FIELDS: tuple[str, ...] = (
     "content_hash",
     "fetched_at",
 )
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 # Polynomial string hashing modulo 2**64 (numpy's uint64 arithmetic wraps):
@@ -69,19 +68,56 @@ def _power_tables(length: int) -> tuple[np.ndarray, np.ndarray]:
     return powers, inverse
 
 
+@functools.cache
+def _word_table() -> np.ndarray:
+    """Which code points below U+10000 re's ``\\w`` matches: str.isalnum() or the underscore."""
+    return np.fromiter((chr(code).isalnum() for code in range(0x10000)), dtype=bool, count=0x10000) | (
+        np.arange(0x10000) == ord("_"))
+
+
+def _is_word(codes: np.ndarray) -> np.ndarray:
+    """A word-character mask for an array of code points."""
+    table = _word_table()
+    astral = codes >= len(table)
+    mask = table[np.where(astral, 0, codes)]
+    if astral.any():  # beyond the table (emoji, historic scripts): asked one distinct code point at a time
+        for code in np.unique(codes[astral]).tolist():
+            mask[codes == code] = chr(code).isalnum()
+    return mask
+
+
+def word_codes(text: str) -> np.ndarray:
+    """The code points of the lower-cased words of ``text`` (runs of ``\\w``) joined by single spaces.
+
+    The same characters as ``" ".join(re.findall(r"\\w+", text.lower()))``,
+    in a few array operations instead of a list of word strings.
+    """
+    codes = np.frombuffer(text.lower().encode("utf-32-le"), dtype=np.uint32)
+    if not len(codes):
+        return codes.astype(np.uint64)
+    word = _is_word(codes)
+    # Keep every word character, and one separator after each word that more text follows.
+    after_word = np.empty_like(word)
+    after_word[0] = False
+    after_word[1:] = word[:-1]
+    keep = word | after_word
+    kept = np.where(word[keep], codes[keep], _SPACE).astype(np.uint64)
+    # A separator is only kept after a word, so only the last one can be one too many.
+    return kept[:-1] if len(kept) and kept[-1] == _SPACE else kept
+
+
 def shingle_hashes(text: str, size: int = SHINGLE_WORDS) -> np.ndarray:
     """32-bit hashes of the word ``size``-shingles of lower-cased text (one for shorter texts).
 
     Vectorised instead of one sha1 per shingle: the words are joined by single
-    spaces, a prefix sum of the polynomial hash gives every window's hash in
-    a few array operations, and the splitmix64 finaliser mixes it. Equal
-    shingles hash equal; distinct ones collide about as rarely as any 32-bit
-    hash.
+    spaces (as code points), a prefix sum of the polynomial hash gives every
+    window's hash in a few array operations, and the splitmix64 finaliser
+    mixes it. Equal shingles hash equal; distinct ones collide about as rarely
+    as any 32-bit hash. (The hashes only ever meet others of the same run.)
     """
-    words = _WORD.findall(text.lower())
-    if not words:
+    codes = word_codes(text)
+    if not len(codes):
         return np.empty(0, dtype=np.uint64)
-    codes = np.frombuffer(" ".join(words).encode(), dtype=np.uint8).astype(np.uint64)
     powers, inverse = _power_tables(len(codes) + 1)
     prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
     np.cumsum(codes * powers[: len(codes)], out=prefix[1:])
@@ -89,8 +125,9 @@ def shingle_hashes(text: str, size: int = SHINGLE_WORDS) -> np.ndarray:
     spaces = np.flatnonzero(codes == _SPACE)
     starts = np.concatenate(([0], spaces + 1))
     ends = np.concatenate((spaces, [len(codes)]))
-    width = min(size, len(words))
-    first, last = starts[: len(words) - width + 1], ends[width - 1 :]
+    words = len(starts)
+    width = min(size, words)
+    first, last = starts[: words - width + 1], ends[width - 1 :]
     combined = (prefix[last] - prefix[first]) * inverse[first]
     combined ^= combined >> np.uint64(30)
     combined *= _MIX_1

@@ -36,16 +36,26 @@ def sketch(hashes: np.ndarray, num_perm: int = NUM_PERM) -> np.ndarray | None:
     """The MinHash (``num_perm`` uint32 minima) of a set given as 32-bit hashes; None for an empty set."""
     if not len(hashes):
         return None
-    a, b = permutations(num_perm)
-    hv = hashes.astype(np.uint32).reshape(-1, 1)
+    a, b = _columns(num_perm)
+    hv = hashes.astype(np.uint32)
     hv ^= hv >> _SHIFT_16
     hv *= _FMIX_1
     hv ^= hv >> _SHIFT_13
     hv *= _FMIX_2
     hv ^= hv >> _SHIFT_16
+    # One row per permutation, so each minimum runs along contiguous memory;
     # uint32 arithmetic wraps: the modulo 2**32 comes free.
-    result: np.ndarray = (hv * a + b).min(axis=0)
+    values = hv * a
+    values += b
+    result: np.ndarray = values.min(axis=1)
     return result
+
+
+@functools.cache
+def _columns(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """The permutations' (a, b) as column vectors."""
+    a, b = permutations(num_perm)
+    return a.reshape(-1, 1), b.reshape(-1, 1)
 
 
 def similarity(first: np.ndarray, second: np.ndarray) -> float:

@@ -107,3 +107,18 @@ def test_a_cluster_url_must_be_postgresql_and_is_never_echoed(tmp_path: Path) ->
     assert config.cluster.url_value == "postgresql://nv:hunter2-secret@db/nv"
     assert "hunter2" not in repr(config) and "hunter2" not in str(config.cluster)
     assert config.scrapy_settings()["NEWSVAULT_STATE_URL"] == config.cluster.url_value
+
+
+def test_no_console_extension_is_even_loaded() -> None:
+    """Telnet and remote control are off and out of the extension list (loading the latter imports aiohttp's server)."""
+    from scrapy.settings import Settings
+    from scrapy.utils.conf import build_component_list
+
+    import settings as project
+
+    crawl_settings = Settings()
+    crawl_settings.setmodule(project, priority="project")
+    crawl_settings.setdict(Config().scrapy_settings(), priority="cmdline")
+    loaded = build_component_list(crawl_settings.getwithbase("EXTENSIONS"))
+    assert "scrapy.extensions.corestats.CoreStats" in loaded
+    assert not [path for path in loaded if path.endswith(("TelnetConsole", "RemoteControl"))], loaded

@@ -34,6 +34,29 @@ def test_paragraphs_keep_exactly_one_blank_line() -> None:
     assert normalise_paragraphs(raw) == "First line same para\n\nSecond para\n\nThird"
 
 
+def test_whitespace_class_is_every_space_but_newline_and_space() -> None:
+    from pipelines.parse.text import _OTHER_SPACES
+
+    expected = {ch for ch in map(chr, range(sys.maxunicode + 1)) if ch.isspace()} - {" ", "\n"}
+    found = {ch for ch in map(chr, range(sys.maxunicode + 1)) if _OTHER_SPACES.fullmatch(ch)}
+    assert found == expected
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_collapsing_spaces_equals_the_plain_regex(seed: int) -> None:
+    """Every run of whitespace but newlines becomes one space, as re.sub(r"[^\\S\\n]+", " ") does."""
+    import random
+
+    from pipelines.parse.text import _collapse_spaces
+
+    plain = re.compile(r"[^\S\n]+")
+    alphabet = ["a", "é", " ", "  ", "\n", "\t", "\r", "\u00a0", "\u2028", "\x0b", "\x1c", "\u3000", "\u200b"]
+    rnd = random.Random(seed)
+    for _ in range(5000):
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 24)))
+        assert _collapse_spaces(text) == plain.sub(" ", text), repr(text)
+
+
 def test_generic_furniture_removed() -> None:
     raw = (
         'The original article was published by the publication "Dune-e Ektesad", and the point of '

@@ -332,6 +332,53 @@ def test_shingle_hashes_are_one_per_distinct_shingle_and_stable() -> None:
     assert len(shingle_hashes("one two")) == 1 and len(shingle_hashes(" ... ")) == 0
 
 
+def reference_shingle_hash(shingle: str) -> int:
+    """The documented hash of one shingle, in plain integers: polynomial over its code points, splitmix64, top 32 bits."""
+    from pipelines.dedupe import _BASE
+
+    mask = 2**64 - 1
+    value = sum(ord(char) * pow(_BASE, i, 2**64) for i, char in enumerate(shingle)) & mask
+    value ^= value >> 30
+    value = (value * 0xBF58476D1CE4E5B9) & mask
+    value ^= value >> 27
+    value = (value * 0x94D049BB133111EB) & mask
+    value ^= value >> 31
+    return value >> 32
+
+
+def test_word_codes_are_the_words_of_re_joined_by_spaces_in_any_script() -> None:
+    """Every code point, one at a time and in runs, is split into words as re's \\w splits it."""
+    import random
+    import sys
+
+    from pipelines.dedupe import word_codes
+
+    def expected(text: str) -> list[int]:
+        return [ord(c) for c in " ".join(re.findall(r"\w+", text.lower()))]
+
+    rnd = random.Random(5)
+    for start in range(0, sys.maxunicode + 1, 4096):
+        text = "".join(chr(c) for c in range(start, min(start + 4096, sys.maxunicode + 1)) if not 0xD800 <= c < 0xE000)
+        assert word_codes(text).tolist() == expected(text), hex(start)
+        sample = "".join(rnd.choice(text + "  ,") for _ in range(200))
+        assert word_codes(sample).tolist() == expected(sample), repr(sample)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "  ...  ", "one", "One, two; THREE four", "İstanbul — Ёлка, naïve café: 5 words and then some more words here",
+     " ".join(distinct_words(7, 40)) + "\n\n" + "x_y z-z 12,5 % «quoted» text",
+     "emoji \U0001f600 and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \U00010400\U00010401 words, ², ½ and \u0663\u0664 digits; \u200b zero-width",
+     "\u00a0\t  leading and trailing  \n"],
+)
+def test_shingle_hashes_match_the_reference_hash_of_each_shingle(text: str) -> None:
+    """Every window of five words (fewer for short texts), in order, hashed as documented."""
+    words = re.findall(r"\w+", text.lower())
+    width = min(5, len(words))
+    expected = [reference_shingle_hash(" ".join(words[i : i + width])) for i in range(len(words) - width + 1)] if words else []
+    assert shingle_hashes(text).tolist() == expected
+
+
 @pytest.mark.parametrize("edits", [2, 10, 30, 60])
 def test_sketch_similarity_tracks_the_true_jaccard(edits: int) -> None:
     words = distinct_words(4, 400)
@@ -343,7 +390,6 @@ def test_sketch_similarity_tracks_the_true_jaccard(edits: int) -> None:
     sketch_a, sketch_b = minhash(" ".join(words)), minhash(" ".join(edited))
     assert sketch_a is not None and sketch_b is not None
     # 64 permutations: standard error <= 0.0625; allow ~3 of them.
-    assert sketch_a is not None and sketch_b is not None
     assert abs(similarity(sketch_a, sketch_b) - true) < 0.19
 
 

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from newsvault.regex import Pattern, compile_safe
+from pipelines.parse.text import fold_for_search
 
 # "Image source: © X", "Фото: © X", "© X", "(c) X".
 _CREDIT_PREFIX = re.compile(
@@ -24,6 +25,8 @@ _SOURCE_PATTERNS: tuple[re.Pattern[str], ...] = (
         r"(?:^|\b)(?:source|источник)\s*:\s*(?:" + _QUOTED + r"|(?P<bare2>[^,;\n]+))", re.IGNORECASE
     ),
 )
+# One literal per note pattern (the first three) that every match contains, case-folded.
+_SOURCE_HINTS = ("published by ", "опубликован", "оригинал публикации")
 # A raw value this short without attribution wording is taken as the name itself.
 _MAX_BARE_NAME = 120
 _ATTRIBUTION_WORDS = re.compile(r"published|publication|опубликован|издани|оригинал", re.IGNORECASE)
@@ -60,7 +63,12 @@ def parse_source_name(raw: str | None) -> str | None:
 
 def find_source_name(text: str) -> str | None:
     """Publication named anywhere in ``text`` (used when the spider found no note)."""
-    for pattern in _SOURCE_PATTERNS[:3]:
+    # Most bodies name no source: a literal that every match holds skips the
+    # regex search (case-folded the way re.IGNORECASE matches, see fold_for_search).
+    folded = fold_for_search(text)
+    for pattern, hint in zip(_SOURCE_PATTERNS[:3], _SOURCE_HINTS, strict=True):
+        if hint not in folded:
+            continue
         match = pattern.search(text)
         if match:
             name = next(v for v in match.groupdict().values() if v)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import urljoin, urlsplit
 
@@ -37,6 +38,9 @@ def _is_tracking(name: str) -> bool:
     return lowered in TRACKING_PARAMS or lowered.startswith(_TRACKING_PREFIXES)
 
 
+# An article's URL and its rel=canonical are usually the same string, and each
+# is canonicalised more than once per item: w3lib's canonical form is costly.
+@functools.lru_cache(maxsize=4096)
 def canonical_form(url: str, base: str | None = None) -> str:
     """Absolute, w3lib-canonical URL without tracking parameters and fragment."""
     url = url.strip()
