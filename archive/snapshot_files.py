@@ -65,7 +65,7 @@ class SnapshotFiles:
     def __init__(self, directory: Path, *, max_bytes: int, snapshot_id: str, site: str, index: Any) -> None:
         self.site = site
         self.index = index
-        self._items = gzip_ng.open(directory / ITEMS_NAME, "wb", compresslevel=GZIP_LEVEL)  # noqa: SIM115 - closed in close()
+        self._items = gzip_ng.open(directory / ITEMS_NAME, "wb", compresslevel=GZIP_LEVEL)
         self._items_since_flush = 0
         self.warc = RotatingWarcWriter(directory, max_bytes=max_bytes, snapshot_id=snapshot_id)
         self._digests = open(directory / DIGESTS_NAME, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()

@@ -15,8 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from scrapy.exceptions import DropItem, NotConfigured
-
+from pipelines.stages import ItemDropped
 from pipelines.state import StateStore, apply_run, open_state_store
 
 logger = logging.getLogger(__name__)
@@ -152,13 +151,13 @@ class ChangeTrackingPipeline:
             self._inc("gone_unknown")
             reason = "not a known article"
         # Expected outcome, not a problem: keep it out of warning-level logs.
-        raise DropItem(f"gone ({status}, {reason}): {url}", log_level="DEBUG")
+        raise ItemDropped(f"gone ({status}, {reason}): {url}", log_level="DEBUG")
 
     def _unreachable(self, item: Any) -> None:
         assert self.store is not None
         url = item.get("url") or ""
         self.store.record_unreachable(item.get("site") or "", url, item.get("fetched_at") or "")
-        raise DropItem(f"no usable answer ({item.get('reason')}): {url}", log_level="DEBUG")
+        raise ItemDropped(f"no usable answer ({item.get('reason')}): {url}", log_level="DEBUG")
 
     def _count(self, change: str, kind: str) -> None:
         self._inc(change)
@@ -183,6 +182,10 @@ class ChangeStateCommitter:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ChangeStateCommitter:
+        from scrapy.exceptions import (
+            NotConfigured,  # here: the stage above runs where Scrapy is not imported
+        )
+
         from archive.scrapy_hooks import snapshot_finalised
 
         if not crawler.settings.getbool("NEWSVAULT_ARCHIVE_ENABLED"):

@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scrapy.exceptions import DropItem
 
 from pipelines.minhash import NUM_PERM, lsh_bands, sketch
 from pipelines.run_index import RunIndex
+from pipelines.stages import ItemDropped
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class DedupePipeline:
                 # A thread that moved up while the list was paged shows twice.
                 self._inc("duplicates")
                 self._inc("duplicates/discussion")
-                raise DropItem(f"duplicate thread in this run: {key}", log_level="DEBUG")
+                raise ItemDropped(f"duplicate thread in this run: {key}", log_level="DEBUG")
         return item
 
     def _article(self, item: Any) -> Any:
@@ -183,7 +183,7 @@ class DedupePipeline:
         if not self._index.add_key("article", canonical):
             self._inc("duplicates")
             self._inc("duplicates/article")
-            raise DropItem(f"duplicate canonical URL in this run: {canonical}", log_level="DEBUG")
+            raise ItemDropped(f"duplicate canonical URL in this run: {canonical}", log_level="DEBUG")
 
         digest = item.get("content_hash")
         first = self._index.url_with_digest(digest) if digest else None

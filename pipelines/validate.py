@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from scrapy.exceptions import DropItem
 
 from newsvault.items import ITEM_KINDS, item_json_schema
+from pipelines.stages import ItemDropped
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -105,7 +105,7 @@ class ValidatePipeline:
             self.stats.inc_value(f"{STATS_PREFIX}/{reason}")
             self.stats.inc_value(STATS_PREFIX)
         url = item.get("url") or item.get("thread_url")
-        raise DropItem(f"invalid {item.get('type')} item ({reason}): {url}", log_level="INFO")
+        raise ItemDropped(f"invalid {item.get('type')} item ({reason}): {url}", log_level="INFO")
 
     def _passes_fast_check(self, kind: str, item: Any) -> bool:
         """The required fields are filled and the compiled schema accepts the item."""

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scrapy.exceptions import DropItem
 from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.test import get_crawler
 
@@ -18,6 +17,7 @@ from pipelines.changes import ChangeTrackingPipeline
 from pipelines.clean import CleanPipeline
 from pipelines.dedupe import DedupePipeline, minhash, shingle_hashes
 from pipelines.minhash import similarity
+from pipelines.stages import ItemDropped
 from pipelines.validate import ValidatePipeline, validation_reason
 from spiders.base import stage_settings
 
@@ -211,7 +211,7 @@ def test_valid_items_pass(stats: MemoryStatsCollector) -> None:
 def test_invalid_items_are_dropped_and_counted(
     raw: dict[str, Any], reason: str, stats: MemoryStatsCollector
 ) -> None:
-    with pytest.raises(DropItem, match=reason):
+    with pytest.raises(ItemDropped, match=reason):
         ValidatePipeline(stats=stats).process_item(cleaner().process_item(raw))
     assert stats.get_value(f"newsvault/dropped/{reason}") == 1
 
@@ -219,7 +219,7 @@ def test_invalid_items_are_dropped_and_counted(
 def test_negative_counter_breaks_the_schema(stats: MemoryStatsCollector) -> None:
     item = cleaner().process_item(raw_article())
     item["views"] = -1
-    with pytest.raises(DropItem):
+    with pytest.raises(ItemDropped):
         ValidatePipeline(stats=stats).process_item(item)
     assert stats.get_value("newsvault/dropped/invalid_views") == 1
 
@@ -253,7 +253,7 @@ def dedupe_all(
     for raw in items:
         try:
             out.append(dedupe.process_item(cleaner().process_item(raw)))
-        except DropItem:
+        except ItemDropped:
             pass
     return out
 
@@ -442,7 +442,7 @@ def run_changes(
         for raw in raws:
             try:
                 out.append(pipeline.process_item(cleaner().process_item(raw)))
-            except DropItem:
+            except ItemDropped:
                 pass
     finally:
         pipeline.close_spider()

@@ -13,7 +13,8 @@ from warcio.archiveiterator import ArchiveIterator
 
 from archive.index import DigestIndex
 from archive.staging import Staging, is_live
-from pipelines.sidecar import FilesSpec, SidecarError, SidecarFiles, SidecarProcess
+from pipelines.sidecar import SidecarFiles, SidecarProcess
+from pipelines.sidecar_work import FilesSpec, SidecarError
 from tests.test_snapshot_writer import fake_page, page_body
 
 PAGES = {f"http://127.0.0.1/a{i}": page_body(i) for i in range(40)}
