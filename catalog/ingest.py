@@ -26,8 +26,13 @@ from archive.verify import committed_by_site, verify_snapshot
 from catalog.db import Catalog
 from catalog.prepare import forget_snapshot, sweep_stale, take_prepared
 from catalog.versions import (
-    VERSION_COLUMNS,
+    ROW_COLUMNS,
+    delete_texts,
     free_version_id,
+    insert_texts,
+    row_of,
+    text_of,
+    text_values,
     version_id,
     version_key,
     version_values,
@@ -107,12 +112,11 @@ def ingest(catalog: Catalog, manifest: Manifest, items: Iterable[dict[str, Any]]
 
 
 def _insert_version(db: Any, row_id: int, values: tuple[Any, ...], *, indexed: bool = False) -> None:
-    """A version's row, and its full text unless ``indexed`` (its crawl indexed it under this id already)."""
-    marks = ",".join("?" * (len(VERSION_COLUMNS) + 1))
-    db.execute(f"INSERT INTO versions (id, {', '.join(VERSION_COLUMNS)}) VALUES ({marks})", (row_id, *values))
+    """A version's row, and its text (stored and indexed) unless ``indexed`` (its crawl wrote it under this id)."""
+    marks = ",".join("?" * (len(ROW_COLUMNS) + 1))
+    db.execute(f"INSERT INTO version_rows (id, {', '.join(ROW_COLUMNS)}) VALUES ({marks})", (row_id, *row_of(values)))
     if not indexed:
-        db.execute("INSERT INTO versions_fts (rowid, title, lead, body) VALUES (?, ?, ?, ?)",
-                   (row_id, values[4] or "", values[5] or "", values[6] or ""))
+        insert_texts(db, [(row_id, *text_values(values))])
 
 
 class _Prepared:
@@ -122,13 +126,13 @@ class _Prepared:
         self.db = db
         self.entries = {(r[0], r[1], r[2]): (r[3], (r[4], r[5], r[6])) for r in db.execute(
             "SELECT site, canonical_url, content_hash, id, COALESCE(title, ''), COALESCE(lead, ''), COALESCE(body, '')"
-            " FROM prepared_versions WHERE snapshot_id=?", (snapshot_id,))}
+            " FROM prepared_versions JOIN version_texts USING (id) WHERE snapshot_id=?", (snapshot_id,))}
         self.used: list[tuple[int]] = []
 
     def take(self, site: str, url: str, key: str, values: tuple[Any, ...]) -> int | None:
         """The id the version's text is indexed under, if it was prepared with exactly this text."""
         entry = self.entries.pop((site, url, key), None) if self.entries else None
-        if entry is None or entry[1] != (values[4] or "", values[5] or "", values[6] or ""):
+        if entry is None or entry[1] != text_of(values):
             return None  # an entry left on the list is dropped from the index at the end
         self.used.append((entry[0],))
         return int(entry[0])
@@ -144,22 +148,20 @@ class _Prepared:
         return row_id
 
     def forget_used(self) -> None:
+        """The prepared versions taken are versions now (their texts stay, under the same ids)."""
         self.db.executemany("DELETE FROM prepared_versions WHERE id=?", self.used)
 
 
-def _delete_version(db: Any, row_id: int) -> tuple[Any, ...]:
-    row = db.execute(f"SELECT {', '.join(VERSION_COLUMNS)} FROM versions WHERE id=?", (row_id,)).fetchone()
-    db.execute("INSERT INTO versions_fts (versions_fts, rowid, title, lead, body) VALUES ('delete', ?, ?, ?, ?)",
-               (row_id, row[4] or "", row[5] or "", row[6] or ""))
-    db.execute("DELETE FROM versions WHERE id=?", (row_id,))
-    return tuple(row)
+def _delete_version(db: Any, row_id: int) -> None:
+    delete_texts(db, "?", (row_id,))
+    db.execute("DELETE FROM version_rows WHERE id=?", (row_id,))
 
 
 def _article(db: Any, snapshot_id: str, item: dict[str, Any], prepared: _Prepared) -> None:
     site, url, key = item.get("site") or "", item["canonical_url"], version_key(item)
     fetched_at = str(item.get("fetched_at") or "")
     values = version_values(site, url, key, item)
-    row = db.execute("SELECT id FROM versions WHERE site=? AND canonical_url=? AND content_hash=?",
+    row = db.execute("SELECT id FROM version_rows WHERE site=? AND canonical_url=? AND content_hash=?",
                      (site, url, key)).fetchone()
     if row is None:
         row_id = prepared.add_version(site, url, key, values, fetched_at)

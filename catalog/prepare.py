@@ -3,12 +3,14 @@
 Adding a snapshot to the catalog (reading its items, hashing each article's
 versioned fields, storing new versions and indexing their full text) used to
 happen after the commit, on the crawl's critical path. Now the sidecar does
-that work as the crawl writes its items: each new version goes into
-``prepared_versions`` and into the full-text index under the id it will
-have, each article sighting into ``prepared_sightings``. None of it is
-visible: queries read ``versions`` and ``sightings``, and search joins the
-index to ``versions``. Once the store confirms the commit, the ingest moves
-the prepared rows over in a few statements (:func:`take_prepared`).
+that work as the crawl writes its items: each new version's text goes into
+``version_texts`` and the full-text index under the id it will have, the
+rest of its row into ``prepared_versions``, each article sighting into
+``prepared_sightings``. None of it is visible: queries read ``versions``
+(``version_rows`` joined to their texts) and ``sightings``, and search joins
+the index to ``versions``. Once the store confirms the commit, the ingest
+moves the small prepared rows over in a few statements
+(:func:`take_prepared`); the texts, written once, stay where they are.
 
 The catalog must still hold exactly what the snapshot holds, so the prepared
 rows are taken only when they account for every item of the manifest and
@@ -16,7 +18,7 @@ nothing needs the careful per-item path (a version seen twice in the
 snapshot, or an earlier sighting than the catalog knows). Otherwise the
 ingest reads the items file as always, reusing the full text already
 indexed. Entries that are not used, and those of crawls that never commit,
-leave the index again. Preparing is an optimisation only: any failure here
+leave the index and the texts again. Preparing is an optimisation only: any failure here
 (a locked or foreign catalog) switches it off for the crawl.
 """
 
@@ -33,8 +35,12 @@ from archive.manifest import Manifest
 from archive.snapshot_files import item_line
 from catalog.db import Catalog, CatalogError
 from catalog.versions import (
-    VERSION_COLUMNS,
+    ROW_COLUMNS,
+    delete_texts,
     free_version_id,
+    insert_texts,
+    row_of,
+    text_values,
     version_id,
     version_key,
     version_values,
@@ -49,7 +55,7 @@ BATCH = 200
 # A prepared row older than this belongs to a crawl that never committed: any ingest drops it.
 PREPARED_TTL = timedelta(days=2)
 
-_COLUMNS = ", ".join(VERSION_COLUMNS)
+_COLUMNS = ", ".join(ROW_COLUMNS)
 
 
 def _now() -> str:
@@ -57,14 +63,10 @@ def _now() -> str:
 
 
 def drop_prepared(db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> int:
-    """Take prepared versions matching ``where`` out of the index and the table (in the caller's transaction)."""
-    rows = db.execute(f"SELECT id, COALESCE(title, ''), COALESCE(lead, ''), COALESCE(body, '')"
-                      f" FROM prepared_versions WHERE {where}", args).fetchall()
-    # External-content FTS5 forgets a row only when given the exact values it indexed.
-    db.executemany("INSERT INTO versions_fts (versions_fts, rowid, title, lead, body) VALUES ('delete', ?, ?, ?, ?)",
-                   [tuple(row) for row in rows])
+    """Take prepared versions matching ``where`` out of the index, the texts and the table (in the caller's transaction)."""
+    dropped = delete_texts(db, f"SELECT id FROM prepared_versions WHERE {where}", args)
     db.execute(f"DELETE FROM prepared_versions WHERE {where}", args)
-    return len(rows)
+    return dropped
 
 
 def forget_snapshot(db: sqlite3.Connection, snapshot_id: str) -> None:
@@ -96,25 +98,27 @@ def take_prepared(db: sqlite3.Connection, manifest: Manifest) -> int | None:
     if sightings != items or distinct != sightings:
         return None  # not every item was prepared (or salvaged), or a version is seen twice
     earlier = db.execute(
-        "SELECT 1 FROM prepared_sightings p JOIN versions v ON v.site = p.site AND v.canonical_url = p.canonical_url"
+        "SELECT 1 FROM prepared_sightings p JOIN version_rows v ON v.site = p.site AND v.canonical_url = p.canonical_url"
         " AND v.content_hash = p.content_hash WHERE p.snapshot_id = ? AND p.fetched_at || ' ' || ? <"
         " (SELECT MIN(s.fetched_at || ' ' || s.snapshot_id) FROM sightings s WHERE s.version_id = v.id) LIMIT 1",
         (snapshot_id, snapshot_id)).fetchone()
     if earlier:
         return None  # this snapshot saw a known version first: its id and fields move (the per-item path)
-    # New versions under their prepared ids (their text is indexed under them already); one
-    # another snapshot brought meanwhile stays as it is, and its prepared entry is dropped below.
+    # New versions under their prepared ids (their text is stored and indexed under them already:
+    # only these small rows move); one another snapshot brought meanwhile stays as it is, and its
+    # prepared entry is dropped below.
     db.execute(
-        f"INSERT INTO versions (id, {_COLUMNS}) SELECT id, {_COLUMNS} FROM prepared_versions p"
-        " WHERE p.snapshot_id = ? AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.site = p.site"
+        f"INSERT INTO version_rows (id, {_COLUMNS}) SELECT id, {_COLUMNS} FROM prepared_versions p"
+        " WHERE p.snapshot_id = ? AND NOT EXISTS (SELECT 1 FROM version_rows v WHERE v.site = p.site"
         " AND v.canonical_url = p.canonical_url AND v.content_hash = p.content_hash)", (snapshot_id,))
     # The ids were reserved for this snapshot: a version row under one is the one just moved.
-    db.execute("DELETE FROM prepared_versions WHERE snapshot_id = ? AND id IN (SELECT id FROM versions)", (snapshot_id,))
+    db.execute("DELETE FROM prepared_versions WHERE snapshot_id = ? AND id IN (SELECT id FROM version_rows)",
+               (snapshot_id,))
     db.execute(
         "INSERT OR IGNORE INTO sightings (version_id, snapshot_id, fetched_at, views, comment_count)"
         " SELECT v.id, p.snapshot_id, p.fetched_at, p.views, p.comment_count FROM prepared_sightings p"
-        " JOIN versions v ON v.site = p.site AND v.canonical_url = p.canonical_url AND v.content_hash = p.content_hash"
-        " WHERE p.snapshot_id = ? ORDER BY p.seq", (snapshot_id,))
+        " JOIN version_rows v ON v.site = p.site AND v.canonical_url = p.canonical_url"
+        " AND v.content_hash = p.content_hash WHERE p.snapshot_id = ? ORDER BY p.seq", (snapshot_id,))
     return items
 
 
@@ -172,7 +176,7 @@ class CatalogPreparer:
             " fetched_at, views, comment_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", sightings)
         # Versions the catalog holds (the commit adds a sighting) or this crawl prepared already: nothing to index.
         seen = self._known(db, [(site, url, key) for site, url, key, _ in keyed])
-        index_rows, version_rows, taken = [], [], set()
+        text_rows, version_rows, taken = [], [], set()
         for site, url, key, item in keyed:
             if (site, url, key) in seen:
                 continue
@@ -182,11 +186,11 @@ class CatalogPreparer:
                 row_id = free_version_id(db, row_id + 1)
             taken.add(row_id)
             values = version_values(site, url, key, item)
-            index_rows.append((row_id, values[4] or "", values[5] or "", values[6] or ""))
-            version_rows.append((row_id, self.snapshot_id, prepared_at, *values))
-        db.executemany("INSERT INTO versions_fts (rowid, title, lead, body) VALUES (?, ?, ?, ?)", index_rows)
+            text_rows.append((row_id, *text_values(values)))
+            version_rows.append((row_id, self.snapshot_id, prepared_at, *row_of(values)))
+        insert_texts(db, text_rows)
         db.executemany(f"INSERT INTO prepared_versions (id, snapshot_id, prepared_at, {_COLUMNS})"
-                       f" VALUES (?, ?, ?, {','.join('?' * len(VERSION_COLUMNS))})", version_rows)
+                       f" VALUES (?, ?, ?, {','.join('?' * len(ROW_COLUMNS))})", version_rows)
         return len(version_rows)
 
     def _known(self, db: sqlite3.Connection, keys: list[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
@@ -195,7 +199,7 @@ class CatalogPreparer:
             return set()
         values = ", ".join(["(?, ?, ?)"] * len(keys))
         params = [part for key in keys for part in key]
-        known = db.execute(f"SELECT site, canonical_url, content_hash FROM versions"
+        known = db.execute(f"SELECT site, canonical_url, content_hash FROM version_rows"
                            f" WHERE (site, canonical_url, content_hash) IN (VALUES {values})", params).fetchall()
         prepared = db.execute(f"SELECT site, canonical_url, content_hash FROM prepared_versions"
                               f" WHERE snapshot_id = ? AND (site, canonical_url, content_hash) IN (VALUES {values})",
