@@ -3,7 +3,7 @@
 A small sample site (its own process), two profiles pointing at it (``sample``
 and a copy ``sample2``), and a config with interval jobs every ``--interval``
 seconds: sample articles (one section page: the front page links the
-3-second "slow" fault page, which alone would outlast the interval), sample
+1-second "slow" fault page), sample
 discussions and sample2 discussions. ``newsvault daemon`` runs as a child for
 ``--minutes``; then it gets SIGTERM and ``newsvault runs --json`` gives the
 history.

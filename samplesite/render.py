@@ -33,7 +33,9 @@ from samplesite.model import (
 from samplesite.text import group_thousands as _group
 from samplesite.text import slugify
 
-SLOW_SECONDS = 3.0
+# The slow fault's delay: long beside every other page (under a millisecond), short
+# enough that a crawl of a small site does not spend most of its time waiting on it.
+SLOW_SECONDS = 1.0
 BIG_FAULT_BYTES = 10 * 1024 * 1024
 GZIP_BOMB_MEMBER = 64 * 1024 * 1024
 GZIP_BOMB_MEMBERS = 16  # 16 x 64 MiB = 1 GiB decompressed
