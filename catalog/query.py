@@ -165,8 +165,8 @@ def changes(catalog: Catalog, site: str, since: str, until: str | None = None) -
         raise CatalogError("--since must be before --until")
     db = catalog.db
     firsts = db.execute(
-        "SELECT v.canonical_url, v.id, MIN(s.fetched_at) AS first FROM versions v JOIN sightings s ON s.version_id=v.id"
-        " WHERE v.site=? GROUP BY v.id", (site,)).fetchall()
+        "SELECT v.canonical_url, v.id, MIN(s.fetched_at) AS first FROM version_rows v"
+        " JOIN sightings s ON s.version_id=v.id WHERE v.site=? GROUP BY v.id", (site,)).fetchall()
     article_first: dict[str, str] = {}
     for row in firsts:
         url = row["canonical_url"]
@@ -230,7 +230,8 @@ def search(catalog: Catalog, query: str, *, site: str | None = None, since: str 
         args.extend(window_args)
     try:
         rows = catalog.db.execute(
-            "SELECT v.canonical_url FROM versions_fts f JOIN versions v ON v.id = f.rowid"
+            # version_rows, not the versions view: the candidates need no text, so no join to it.
+            "SELECT v.canonical_url FROM versions_fts f JOIN version_rows v ON v.id = f.rowid"
             f" WHERE {' AND '.join(conditions)} ORDER BY f.rowid DESC LIMIT ?",
             (*args, limit * _CANDIDATES_PER_HIT)).fetchall()
     except sqlite3.OperationalError as exc:
