@@ -273,6 +273,7 @@ def crawl_child(
     output: Path | None = None,
     profile_to: Path | None = None,
     tracemalloc_to: Path | None = None,
+    record_to: Path | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 1800,
 ) -> tuple[ChildResult, dict[str, Any]]:
@@ -299,6 +300,8 @@ def crawl_child(
         args += ["--profile", str(profile_to)]
     if tracemalloc_to is not None:
         args += ["--tracemalloc", str(tracemalloc_to)]
+    if record_to is not None:
+        args += ["--record", str(record_to)]
     base = {
         **FAST_CRAWL_ENV,
         "NEWSVAULT_SITES_DIR": str(workdir / "sites"),

@@ -75,6 +75,42 @@ class PeakSnapshots:
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def record_sidecar_inputs(path: Path) -> None:
+    """Write what the sidecar's core receives (its stages and settings, then each item and page) to ``path``.
+
+    Length-prefixed messages in the sidecar's own encoding, read back by
+    bench/sidecar_cpu.py.
+    """
+    import struct
+
+    from pipelines import sidecar_work
+
+    out = path.open("wb")
+
+    def write(message: tuple[Any, ...]) -> None:
+        data = sidecar_work.encode(message)
+        out.write(struct.pack("<I", len(data)) + data)
+
+    core = sidecar_work.SidecarCore
+    init, item, page = core.__init__, core.item, core.page
+
+    def recording_init(self: Any, stage_paths: Any, settings: dict[str, Any], files: Any) -> None:
+        write(("init", list(stage_paths), settings))
+        init(self, stage_paths, settings, files)
+
+    def recording_item(self: Any, raw: dict[str, Any]) -> tuple[Any, ...]:
+        write(("item", raw))
+        return item(self, raw)
+
+    def recording_page(self: Any, exchange: dict[str, Any]) -> None:
+        write(("page", exchange))
+        page(self, exchange)
+
+    core.__init__ = recording_init  # type: ignore[method-assign]
+    core.item = recording_item  # type: ignore[method-assign]
+    core.page = recording_page  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("site")
@@ -92,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", metavar="FILE", help="pyinstrument text report of the whole crawl"
     )
     parser.add_argument("--tracemalloc", metavar="FILE", help="top allocations at the sampled peak")
+    parser.add_argument(
+        "--record", metavar="FILE",
+        help="run the sidecar's work in this process and record every item and page it gets (bench/sidecar_cpu.py)",
+    )
     args = parser.parse_args(argv)
 
     from newsvault.config import load_config
@@ -99,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
 
     config = load_config()
     overrides = bare_settings() if args.bare else {}
+    if args.record:
+        record_sidecar_inputs(Path(args.record))
+        overrides["NEWSVAULT_WORKER_PROCESSES"] = False
     archive = not (args.no_archive or args.bare)
 
     profiler = None
